@@ -1,0 +1,1 @@
+"""Prompt templates and built-in style capsules (shipped as package data)."""

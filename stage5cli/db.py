@@ -1,0 +1,107 @@
+"""Opening a project database: sqlite-utils with WAL, foreign keys and a busy timeout."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import Stage5Error, UsageError
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def connect(path: Path | str, *, create: bool = False) -> sqlite_utils.Database:
+    """Open `path` with the pragmas every stage5 connection uses (no migrations)."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise UsageError(f"no database at {path}")
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as e:
+        raise UsageError(f"{path} is not a usable SQLite database ({e})") from None
+    _open_connections.append(conn)
+    return sqlite_utils.Database(conn)
+
+
+# Connections opened by this process; the CLI closes them when a command ends (so a
+# checkpoint never happens later, at garbage collection, in a long-lived test process).
+_open_connections: list[sqlite3.Connection] = []
+
+
+def close_all() -> None:
+    while _open_connections:
+        conn = _open_connections.pop()
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+
+@contextmanager
+def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction (BEGIN IMMEDIATE), rolled back on any exception.
+
+    Nested use joins the outer transaction through a SAVEPOINT.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"sp_{id(conn)}_{_depth(conn)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield db
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise Stage5Error(f"the project database is busy or read-only ({e})") from None
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as e:
+        conn.execute("ROLLBACK")
+        raise Stage5Error(f"could not save the change ({e})") from None
+
+
+_depths: dict[int, int] = {}
+
+
+def _depth(conn: sqlite3.Connection) -> int:
+    _depths[id(conn)] = _depths.get(id(conn), 0) + 1
+    return _depths[id(conn)]
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def loads(value: str | None, default: object = None) -> object:
+    if value in (None, ""):
+        return default
+    return json.loads(value)

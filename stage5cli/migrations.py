@@ -1,0 +1,213 @@
+"""Append-only numbered migrations, recorded in `_stage5_migrations`, applied on every open.
+
+Never edit a migration that has shipped: append a new one. A database whose newest recorded
+migration is unknown here comes from a newer stage5 and is refused untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from .db import atomic, now
+from .errors import UsageError
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+TABLE = "_stage5_migrations"
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """The whole schema of DESIGN.md section 3."""
+    db.execute(
+        """
+        CREATE TABLE project (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            project_uid TEXT NOT NULL,
+            active_branch_id INTEGER,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE branches (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            parent_id INTEGER REFERENCES branches(id),
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE style_capsules (
+            id INTEGER PRIMARY KEY,
+            style_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            body TEXT NOT NULL,
+            source TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (style_id, sha256)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE stage_state (
+            branch_id INTEGER PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE,
+            stage INTEGER NOT NULL DEFAULT 5,
+            status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'locked')),
+            locked_visual_style_capsule_id INTEGER REFERENCES style_capsules(id),
+            style_locked_at TEXT,
+            script_path TEXT,
+            script_sha256 TEXT,
+            content TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE imported_styles (
+            style_id TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            source TEXT,
+            imported_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE project_assets (
+            id INTEGER PRIMARY KEY,
+            branch_id INTEGER NOT NULL REFERENCES branches(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            asset_type TEXT NOT NULL CHECK (asset_type IN ('character', 'prop', 'location')),
+            description TEXT NOT NULL DEFAULT '',
+            image_prompt TEXT,
+            image_key_url TEXT,
+            locked INTEGER NOT NULL DEFAULT 0,
+            visual_style_capsule_id INTEGER REFERENCES style_capsules(id),
+            voice_profile_id TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            origin TEXT NOT NULL DEFAULT 'extracted',
+            stale INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_assets_branch ON project_assets(branch_id)")
+    db.execute(
+        """
+        CREATE TABLE asset_mentions (
+            id INTEGER PRIMARY KEY,
+            asset_id INTEGER NOT NULL REFERENCES project_assets(id) ON DELETE CASCADE,
+            scene_number INTEGER NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            context TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX idx_mentions_asset ON asset_mentions(asset_id)")
+    db.execute(
+        """
+        CREATE TABLE image_generation_jobs (
+            id INTEGER PRIMARY KEY,
+            asset_id INTEGER REFERENCES project_assets(id) ON DELETE CASCADE,
+            job_type TEXT NOT NULL DEFAULT 'image_key',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'running', 'done', 'failed')),
+            backend TEXT NOT NULL,
+            model TEXT,
+            prompt TEXT NOT NULL,
+            negative_prompt TEXT,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            seed INTEGER,
+            steps INTEGER,
+            guidance REAL,
+            style_capsule_id INTEGER REFERENCES style_capsules(id),
+            style_sha256 TEXT,
+            image_path TEXT,
+            error TEXT,
+            cost_usd REAL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_jobs_asset ON image_generation_jobs(asset_id)")
+    db.execute("CREATE INDEX idx_jobs_status ON image_generation_jobs(status)")
+    db.execute(
+        """
+        CREATE TABLE llm_calls (
+            id INTEGER PRIMARY KEY,
+            cache_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            request TEXT NOT NULL,
+            response TEXT,
+            error TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost_usd REAL,
+            latency_ms INTEGER,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_llm_calls_cache ON llm_calls(cache_key)")
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            branch_id INTEGER,
+            command TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            undone INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+
+
+def known_versions() -> list[str]:
+    return [name for name, _ in MIGRATIONS]
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    if TABLE not in db.table_names():
+        return []
+    return [r["name"] for r in db.query(f"SELECT name FROM {TABLE} ORDER BY id")]
+
+
+def check_not_newer(db: sqlite_utils.Database, label: str = "project") -> None:
+    unknown = [n for n in applied(db) if n not in known_versions()]
+    if unknown:
+        raise UsageError(
+            f"this {label} was written by a newer stage5 (migration {unknown[-1]}); "
+            "upgrade stage5 to open it"
+        )
+
+
+def migrate(db: sqlite_utils.Database, upto: int | None = None) -> list[str]:
+    """Apply every migration not yet recorded (or the first `upto`); return the names applied."""
+    check_not_newer(db)
+    done = set(applied(db))
+    todo = [(n, f) for n, f in MIGRATIONS[: upto if upto is not None else len(MIGRATIONS)]
+            if n not in done]
+    if not todo:
+        return []
+    ran = []
+    with atomic(db):
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} "
+            "(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+        )
+        for name, fn in todo:
+            fn(db)
+            db.execute(f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)", [name, now()])
+            ran.append(name)
+    return ran

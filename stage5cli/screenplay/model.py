@@ -1,0 +1,92 @@
+"""The one Screenplay model every reader produces and every later step reads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ElementType = Literal[
+    "title_page",
+    "scene_heading",
+    "action",
+    "centered",
+    "character",
+    "parenthetical",
+    "dialogue",
+    "lyrics",
+    "transition",
+    "page_break",
+    "section",
+    "synopsis",
+    "note",
+]
+
+
+class TitleEntry(BaseModel):
+    key: str
+    value: str
+
+
+class Element(BaseModel):
+    """One element in the canonical reading of ../shared/conformance/README.md.
+
+    Optional fields are None when they do not apply (the conformance rule "report none").
+    `scene` is the number of the scene the element belongs to (0 before the first heading);
+    `line` is the 1-based line of the source where the element starts.
+    """
+
+    type: ElementType
+    text: str = ""
+    scene: int = 0
+    line: int = 0
+    # title_page
+    entries: list[TitleEntry] | None = None
+    # scene_heading
+    scene_number: str | None = None
+    # character
+    name: str | None = None
+    extensions: list[str] | None = None
+    dual: Literal["left", "right"] | None = None
+    # section
+    depth: int | None = None
+    # inline [[notes]] cut out of the host text
+    notes: list[str] | None = None
+    # emphasis rendered (<b>, <i>, <u>, escapes resolved); None when the text has no markup
+    html: str | None = None
+
+
+class Scene(BaseModel):
+    number: int  # headings counted from 1; 0 is the text before the first heading
+    heading: str
+    int_ext: str | None = None  # "INT", "EXT", "INT/EXT", "EST" or None (forced/unknown)
+    location: str = ""
+    time_of_day: str | None = None
+    scene_number: str | None = None  # as written (#12A#), if any
+    line: int = 0
+    element_range: tuple[int, int] = (0, 0)  # [start, end) indexes into Screenplay.elements
+
+
+class Source(BaseModel):
+    path: str | None = None
+    format: Literal["fountain", "fdx", "pdf", "plain"] = "fountain"
+    sha256: str = ""
+    encoding: str = "utf-8"
+
+
+class Screenplay(BaseModel):
+    title_page: list[TitleEntry] = Field(default_factory=list)
+    scenes: list[Scene] = Field(default_factory=list)
+    elements: list[Element] = Field(default_factory=list)
+    source: Source = Field(default_factory=Source)
+
+    @property
+    def title(self) -> str | None:
+        for entry in self.title_page:
+            if entry.key.lower() == "title":
+                return " ".join(entry.value.split()) or None
+        return None
+
+    def scene_elements(self, scene: Scene) -> list[Element]:
+        start, end = scene.element_range
+        return self.elements[start:end]

@@ -1,0 +1,85 @@
+"""Shared fixtures: an isolated $STAGE5_HOME, a CliRunner with a fixed width, ready projects."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stage5cli.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+VENDORED_CORPUS = REPO / "tests" / "data" / "corpus"
+
+needs_shared = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="../shared (corpus and conformance) is not beside this clone"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("stage5-home")
+    monkeypatch.setenv("STAGE5_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    for var in ("STAGE5_PROJECT", "STAGE5_MODEL", "STAGE5_DEBUG", "STAGE5_DIFFUSERS_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+class Runner:
+    """Invoke the CLI in-process; `run(...)` returns click's Result with stdout/stderr split."""
+
+    def __init__(self):
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str | os.PathLike, input: str | None = None, env: dict | None = None):
+        return self.runner.invoke(app, [str(a) for a in args], input=input, env=env,
+                                  catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Runner:
+    return Runner()
+
+
+@pytest.fixture
+def project(tmp_path, cli) -> Path:
+    """An initialised project folder (no style locked)."""
+    root = tmp_path / "proj"
+    r = cli("init", root)
+    assert r.exit_code == 0, r.output
+    return root
+
+
+@pytest.fixture
+def styled(project, cli) -> Path:
+    """A project with the film-noir style locked."""
+    r = cli("style", "lock", "film-noir", "-p", project)
+    assert r.exit_code == 0, r.output
+    return project
+
+
+def one_line_error(result) -> str:
+    """Assert the failure is exactly one line on stderr with no traceback; return it."""
+    err = result.stderr.strip()
+    assert err, f"no error message (stdout: {result.stdout!r})"
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def table_dump(db_path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, for byte-for-byte 'nothing changed' comparisons."""
+    conn = sqlite3.connect(db_path)
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
+    finally:
+        conn.close()

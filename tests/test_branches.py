@@ -1,0 +1,86 @@
+"""Branches: create (copying assets, unlocked, optional style), list, switch."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from tests.conftest import one_line_error, table_dump
+
+
+def _add_asset(root, name="BRICK", locked=1):
+    conn = sqlite3.connect(root / "stage5.db")
+    bid = conn.execute("SELECT active_branch_id FROM project").fetchone()[0]
+    conn.execute(
+        "INSERT INTO project_assets (branch_id, name, asset_type, description, locked, metadata,"
+        " created_at, updated_at) VALUES (?, ?, 'character', 'A man.', ?, '{}', 'now', 'now')",
+        [bid, name, locked])
+    aid = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    conn.execute("INSERT INTO asset_mentions (asset_id, scene_number, text) VALUES (?, 3, 'x')", [aid])
+    conn.commit()
+    conn.close()
+
+
+def test_create_copies_assets_unlocked_with_style(styled, cli):
+    _add_asset(styled)
+    r = cli("branch", "create", "anime-take", "--style", "anime", "-p", styled)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(cli("branch", "list", "--json", "-p", styled).stdout)
+    assert [(b["name"], b["active"], b["style_id"], b["assets"]) for b in rows] == [
+        ("main", False, "film-noir", 1), ("anime-take", True, "anime", 1)]
+    conn = sqlite3.connect(styled / "stage5.db")
+    copies = conn.execute(
+        "SELECT a.locked, count(m.id) FROM project_assets a JOIN asset_mentions m ON m.asset_id = a.id"
+        " JOIN project p ON p.active_branch_id = a.branch_id GROUP BY a.id").fetchall()
+    assert copies == [(0, 1)]
+
+
+def test_create_without_style_has_none_and_gate_applies(styled, cli):
+    cli("branch", "create", "bare", "-p", styled)
+    data = json.loads(cli("status", "--json", "-p", styled).stdout)
+    assert data["branch"] == "bare" and data["style"] is None
+    assert cli("style", "lock", "anime", "-p", styled).exit_code == 0
+
+
+def test_no_switch_and_switch(styled, cli):
+    cli("branch", "create", "side", "--no-switch", "-p", styled)
+    assert json.loads(cli("status", "--json", "-p", styled).stdout)["branch"] == "main"
+    assert cli("branch", "switch", "side", "-p", styled).exit_code == 0
+    assert json.loads(cli("status", "--json", "-p", styled).stdout)["branch"] == "side"
+
+
+def test_switch_missing_branch(styled, cli):
+    before = table_dump(styled / "stage5.db")
+    r = cli("branch", "switch", "mian", "-p", styled)
+    assert r.exit_code == 2
+    assert "did you mean: main" in one_line_error(r)
+    assert table_dump(styled / "stage5.db") == before
+
+
+def test_duplicate_and_bad_names(styled, cli):
+    assert cli("branch", "create", "main", "-p", styled).exit_code == 2
+    assert cli("branch", "create", "a/b", "-p", styled).exit_code == 2
+    r = cli("branch", "create", "x", "--style", "nope", "-p", styled)
+    assert r.exit_code == 2
+    assert [b["name"] for b in json.loads(cli("branch", "list", "--json", "-p", styled).stdout)] == ["main"]
+
+
+def test_branch_create_is_atomic(styled, monkeypatch):
+    """A failure halfway through the copy leaves no branch behind."""
+    import pytest
+
+    from stage5cli import project as project_mod
+
+    _add_asset(styled, "A", 0)
+    _add_asset(styled, "B", 0)
+    before = table_dump(styled / "stage5.db")
+    p = project_mod.open_project(styled)
+
+    def boom(*a, **k):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(project_mod, "copy_assets", boom)
+    with pytest.raises(RuntimeError):
+        project_mod.create_branch(p, "half", None)
+    p.db.conn.close()
+    assert table_dump(styled / "stage5.db") == before
