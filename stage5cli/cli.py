@@ -15,12 +15,44 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from .errors import EXIT_FAILED, Stage5Error
+from .errors import EXIT_FAILED, EXIT_USAGE, Stage5Error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class Stage5Group(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), like every other stage5 error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer.exceptions import Abort, TyperException as ClickException
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except ClickException as e:
+            if not standalone_mode:
+                raise
+            fmt = getattr(e, "format_message", None)
+            msg = " ".join((fmt() if fmt else str(e)).split())
+            ctx = getattr(e, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            if msg:  # (no message: help was shown for a bare group command)
+                sys.stderr.write(f"error: {msg}{where}\n")
+            sys.exit(getattr(e, "exit_code", 0) or EXIT_USAGE)
+        except Abort:
+            if not standalone_mode:
+                raise
+            sys.stderr.write("error: aborted\n")
+            sys.exit(EXIT_FAILED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=Stage5Group,
     name="stage5",
     help="Turn a screenplay into a locked, consistent set of visual reference assets.",
     no_args_is_help=True,
@@ -28,9 +60,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-style_app = typer.Typer(help="Visual style capsules: list, show, import, lock.", no_args_is_help=True)
-branch_app = typer.Typer(help="Branches: the only way to change a locked style.", no_args_is_help=True)
-library_app = typer.Typer(help="The global, cross-project asset library.", no_args_is_help=True)
+style_app = typer.Typer(cls=Stage5Group, help="Visual style capsules: list, show, import, lock.",
+                        no_args_is_help=True)
+branch_app = typer.Typer(cls=Stage5Group, help="Branches: the only way to change a locked style.",
+                         no_args_is_help=True)
+library_app = typer.Typer(cls=Stage5Group, help="The global, cross-project asset library.",
+                          no_args_is_help=True)
 app.add_typer(style_app, name="style")
 app.add_typer(branch_app, name="branch")
 app.add_typer(library_app, name="library")
@@ -299,3 +334,25 @@ def branch_switch(
 
     b = switch_branch(_open(project), name)
     console().print(f"now on branch {b['name']}")
+
+
+
+@app.command()
+@handled
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo project (recreated).")] = Path("demo-project"),
+    json_: JsonOpt = False,
+) -> None:
+    """Run the whole flow offline on a bundled script: init, style, extract, images, lock-all, export."""
+    from .demo import run_demo
+
+    con = console()
+    result = run_demo(directory, (lambda s: None) if json_ else con.print)
+    if json_:
+        print_json(result)
+    elif "contact_sheet" in result:
+        con.print(f"open {Path(result['contact_sheet']).resolve().as_uri()} in a browser")
+
+
+# The other command groups register themselves on `app` (kept in their own modules).
+from . import cli_extract, cli_images, cli_lock  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Example scripts and capsules (the demo script ships inside the package)."""

@@ -1,0 +1,160 @@
+"""Commands that read scripts and list assets: parse, extract, review."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
+
+MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, help="Refuse scripts larger than this many bytes.")]
+
+
+@app.command()
+@handled
+def parse(
+    script: Annotated[Path, typer.Argument(help="A .fountain, .fdx, .pdf or .txt screenplay.")],
+    json_: JsonOpt = False,
+    max_size: MaxSizeOpt = 10_000_000,
+) -> None:
+    """Parse a screenplay and summarise it (no project needed)."""
+    from .screenplay import load
+    from .screenplay.summary import summarize
+
+    sp = load(script, max_bytes=max_size)
+    if json_:
+        print_json(sp.model_dump(mode="json"))
+        return
+    info = summarize(sp)
+    con = console()
+    con.print(f"[bold]{info.get('title') or script.name}[/]  format {info['format']}  "
+              f"scenes {info['scenes']}  ~{info['pages_estimate']} pages  "
+              f"encoding {sp.source.encoding}")
+    from rich.table import Table
+
+    t = Table(title="Speaking characters")
+    t.add_column("character")
+    t.add_column("lines", justify="right")
+    for c in info["characters"][:40]:
+        t.add_row(c["name"], str(c["lines"]))
+    con.print(t)
+    for w in info.get("warnings", []):
+        err_console().print(f"[yellow]warning:[/] {w}")
+
+
+@app.command()
+@handled
+def extract(
+    script: Annotated[Path, typer.Argument(help="The screenplay to extract assets from.")],
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="litellm model (e.g. openai/gpt-4o-mini); default $STAGE5_MODEL, "
+        "else the offline built-in extractor.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once.")] = 8,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per LLM request.")] = 60.0,
+    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached LLM answers.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, tokens and cost; call nothing.")] = False,
+    max_size: MaxSizeOpt = 10_000_000,
+    project: ProjectOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Two-pass extraction of characters, props and locations (needs a locked style)."""
+    from .extraction import ExtractOptions, plan, resolve_model, run
+
+    p = _open(project)
+    opts = ExtractOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+                          timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
+                          max_bytes=max_size)
+    if dry_run:
+        info = plan(p, script, opts)
+        if json_:
+            print_json(info)
+        else:
+            cost = info.get("cost_usd_estimate")
+            console().print(
+                f"dry run: {info['extractor']} extractor, {info['scenes']} scenes, "
+                f"{info.get('requests', info.get('requests_pass1', 0) + info.get('requests_pass2_estimate', 0))} "
+                f"requests, ~{info.get('input_tokens_estimate', 0)} input tokens, "
+                f"estimated cost {'unknown' if cost is None else f'${cost:.4f}'}")
+        return
+    outcome = _run_with_progress(p, script, opts, quiet=json_)
+    data = {
+        "extractor": outcome.extractor, "model": outcome.model, "counts": outcome.counts,
+        "changes": {k: sorted(v) for k, v in outcome.report.items()},
+        "failures": outcome.failures, **outcome.stats,
+    }
+    if json_:
+        print_json(data)
+    else:
+        con = console()
+        c = outcome.counts
+        con.print(f"extracted {c['character']} characters, {c['location']} locations, "
+                  f"{c['prop']} props with the {outcome.extractor} extractor"
+                  + (f" ({outcome.model})" if outcome.model else ""))
+        changes = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in outcome.report.items() if v)
+        con.print(f"changes: {changes or 'none'}")
+        if outcome.stats.get("requests") or outcome.stats.get("cache_hits"):
+            cost = outcome.stats.get("cost_usd")
+            con.print(f"LLM: {outcome.stats['requests']} requests, {outcome.stats['cache_hits']} "
+                      f"cached, {outcome.stats['input_tokens']}+{outcome.stats['output_tokens']} "
+                      f"tokens, cost {'unknown' if cost is None else f'${cost:.4f}'}")
+        con.print("next: stage5 review, then stage5 generate --all")
+    if outcome.failures:
+        for f in outcome.failures[:20]:
+            sys.stderr.write(f"failed: {f}\n")
+        sys.stderr.write(f"error: {len(outcome.failures)} extraction request(s) failed; "
+                         "the rest was saved (re-run to retry them)\n")
+        raise typer.Exit(1)
+
+
+def _run_with_progress(p, script, opts, *, quiet: bool):
+    from .extraction import run
+
+    if quiet or not sys.stderr.isatty():
+        return run(p, script, opts)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console(), transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        return run(p, script, opts, progress=progress)
+
+
+@app.command()
+@handled
+def review(
+    type_: Annotated[str | None, typer.Option("--type", "-t", help="character, prop or location.")] = None,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="Only assets with visual conflicts.")] = False,
+    project: ProjectOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the assets: name, type, aliases, scenes, confidence, priority, conflict, image, locked."""
+    from .assets import list_views
+
+    views = list_views(_open(project), asset_type=type_, conflicts_only=conflicts)
+    if json_:
+        print_json([v.model_dump(mode="json") for v in views])
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Assets ({len(views)})")
+    for col in ("id", "name", "type", "aliases", "scenes", "conf.", "prio", "conflict", "image", "locked"):
+        t.add_column(col, overflow="fold")
+    for v in views:
+        scenes = ",".join(map(str, v.scenes[:8])) + ("…" if len(v.scenes) > 8 else "")
+        t.add_row(str(v.id), v.name + (" [dim](stale)[/]" if v.stale else ""), v.type,
+                  ", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else ""), scenes,
+                  "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
+                  "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
+                  "✓" if v.image_key_url else "", "🔒" if v.locked else "")
+    console().print(t)

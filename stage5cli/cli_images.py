@@ -1,0 +1,136 @@
+"""Commands that make images: generate, jobs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
+
+
+@app.command()
+@handled
+def generate(
+    assets: Annotated[list[str] | None, typer.Argument(metavar="[ASSET]...", help="Assets by name, alias or id.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every unlocked asset (regenerates).")] = False,
+    missing: Annotated[bool, typer.Option("--missing", help="Only assets without an image.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Assets whose last job failed.")] = False,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="placeholder, diffusers or api.")] = "placeholder",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="diffusers: local folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the image API.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, max=200, help="Override the style's steps.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the style's seed.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per API request.")] = 120.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show count, sizes and estimated cost only.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large or paid batch.")] = False,
+    project: ProjectOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """One image key per asset in the locked style (character 512x768, prop 512x512, location 1024x576)."""
+    from . import jobs
+    from .images import get_backend
+
+    p = _open(project)
+    p.require_style()
+    p.require_draft("generate images")
+    if backend == "diffusers" and not model:
+        model = os.environ.get("STAGE5_DIFFUSERS_MODEL") or None
+    be = get_backend(backend, model=model, api_base=api_base, timeout=timeout)
+    jobs.recover_stuck(p)
+    sel = jobs.select(p, assets or [], all_=all_, missing=missing, retry_failed=retry_failed)
+    plan = jobs.build_requests(p, sel.rows, backend=be, steps=steps, seed=seed)
+    est = jobs.estimate(plan)
+    for w in sel.warnings:
+        err_console().print(f"[yellow]warning:[/] {w}")
+    if sel.skipped_locked:
+        err_console().print(f"skipped {len(sel.skipped_locked)} locked asset(s): {', '.join(sel.skipped_locked[:8])}")
+    if dry_run:
+        if json_:
+            print_json(est)
+        else:
+            cost = est["estimated_cost_usd"]
+            sizes = ", ".join(f"{n} at {s}" for s, n in est["sizes"].items()) or "none"
+            console().print(f"dry run: {est['images']} image(s) with {est['backend']} "
+                            f"({est['model']}): {sizes}; estimated cost "
+                            f"{'unknown' if cost is None else f'${cost:.2f}'}")
+        return
+    if not plan.requests:
+        if json_:
+            print_json({"done": [], "failed": [], "cost_usd": 0.0, "backend": backend})
+        else:
+            console().print("nothing to generate")
+        return
+    if jobs.needs_confirmation(plan, est) and not yes:
+        cost = est["estimated_cost_usd"]
+        question = (f"generate {est['images']} image(s) with {est['backend']} "
+                    f"(estimated {'unknown cost' if cost is None else f'${cost:.2f}'})?")
+        if not sys.stdin.isatty() and not os.environ.get("STAGE5_ASSUME_TTY"):
+            from .errors import UsageError
+
+            raise UsageError(f"{question} refused without a terminal: pass --yes")
+        typer.confirm(question, abort=True)
+    outcome = _generate_with_progress(p, plan, quiet=json_)
+    if json_:
+        print_json(outcome)
+    else:
+        cost = outcome["cost_usd"]
+        console().print(f"generated {len(outcome['done'])} image(s) with {outcome['backend']} "
+                        f"({outcome['model']}), {len(outcome['failed'])} failed, cost "
+                        f"{'unknown' if cost is None else f'${cost:.2f}'}")
+    if outcome["failed"]:
+        for f in outcome["failed"][:20]:
+            sys.stderr.write(f"failed: {f['asset']}: {f['error']}\n")
+        sys.stderr.write(f"error: {len(outcome['failed'])} image(s) failed; "
+                         "retry with stage5 generate --retry-failed\n")
+        raise typer.Exit(1)
+
+
+def _generate_with_progress(p, plan, *, quiet: bool):
+    from . import jobs
+
+    if quiet or not sys.stderr.isatty():
+        return jobs.run(p, plan)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console(), transient=True) as bar:
+        task = bar.add_task("images", total=len(plan.requests))
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, description=f"images ({name})")
+
+        return jobs.run(p, plan, progress=progress)
+
+
+@app.command("jobs")
+@handled
+def jobs_cmd(
+    status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent N jobs.")] = 50,
+    project: ProjectOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List image generation jobs (newest first)."""
+    from . import jobs
+    from .errors import UsageError
+
+    if status and status not in ("pending", "running", "done", "failed"):
+        raise UsageError(f"unknown status {status!r}: use pending, running, done or failed")
+    rows = jobs.list_jobs(_open(project), status=status, limit=limit)
+    if json_:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Image jobs ({len(rows)})")
+    for col in ("id", "asset", "status", "backend", "size", "seed", "image / error", "finished"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        colour = {"done": "green", "failed": "red"}.get(r["status"], "yellow")
+        t.add_row(str(r["id"]), r["asset_name"] or "?", f"[{colour}]{r['status']}[/]", r["backend"],
+                  f"{r['width']}x{r['height']}", str(r["seed"]), r["image_path"] or r["error"] or "",
+                  (r["finished_at"] or "")[:19])
+    console().print(t)

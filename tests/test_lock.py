@@ -1,0 +1,117 @@
+"""lock / unlock / lock-all: every blocker, the locked stage, status --check."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import one_line_error, table_dump
+from tests.helpers import TRIO, add_assets
+
+
+def test_lock_all_blocks_without_style(project, cli):
+    add_assets(project, TRIO)
+    before = table_dump(project / "stage5.db")
+    r = cli("lock-all", "-p", project, "--json")
+    assert r.exit_code == 3
+    data = json.loads(r.stdout)
+    missing = {(b["asset"], b["missing"]) for b in data["blockers"]}
+    assert (None, "a locked visual style") in missing
+    assert ("MARA", "image key") in missing
+    assert table_dump(project / "stage5.db") == before
+
+
+def test_lock_all_blocks_on_empty_project(styled, cli):
+    r = cli("lock-all", "-p", styled)
+    assert r.exit_code == 3
+    assert "at least one asset" in r.stderr
+
+
+def test_lock_all_lists_missing_images_with_fix(styled, cli):
+    add_assets(styled, TRIO)
+    cli("generate", "MARA", "-p", styled)
+    before = table_dump(styled / "stage5.db")
+    r = cli("lock-all", "-p", styled)
+    assert r.exit_code == 3
+    assert "stage5 generate 'BRASS TELESCOPE'" in r.stderr
+    assert "MARA" not in r.stderr.split("Blocks stage 5")[1].split("error:")[0]
+    assert table_dump(styled / "stage5.db") == before
+
+
+def test_lock_all_locks_everything_and_stage(styled, cli):
+    add_assets(styled, TRIO, conflicts=("MARA",))
+    cli("generate", "--all", "-p", styled)
+    assert cli("lock-all", "--strict", "-p", styled).exit_code == 3  # the conflict blocks
+    r = cli("lock-all", "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "conflict resolution" in r.stdout  # listed as a warning
+    assert cli("status", "--check", "-p", styled).exit_code == 0
+    assert all(a["locked"] for a in json.loads(cli("review", "--json", "-p", styled).stdout))
+    # a locked stage refuses every mutating command, naming the way out
+    for args in (["generate", "--all"], ["unlock", "MARA"], ["style", "lock", "anime"],
+                 ["extract", "nothing.fountain"]):
+        r = cli(*args, "-p", styled)
+        assert r.exit_code == 3, args
+        assert "branch create" in one_line_error(r), args
+
+
+def test_missing_image_file_blocks(styled, cli):
+    add_assets(styled, TRIO[:1])
+    cli("generate", "--all", "-p", styled)
+    for f in (styled / "images").glob("*.png"):
+        f.unlink()
+    r = cli("lock-all", "-p", styled, "--json")
+    assert r.exit_code == 3
+    assert json.loads(r.stdout)["blockers"][0]["missing"] == "image file on disk"
+
+
+def test_image_in_another_style_blocks_on_new_branch(styled, cli):
+    add_assets(styled, TRIO[:1])
+    cli("generate", "--all", "-p", styled)
+    cli("branch", "create", "anime-take", "--style", "anime", "-p", styled)
+    r = cli("lock-all", "-p", styled, "--json")
+    assert r.exit_code == 3
+    assert json.loads(r.stdout)["blockers"][0]["missing"] == "image in the locked style"
+    cli("generate", "--all", "-p", styled)
+    assert cli("lock-all", "-p", styled).exit_code == 0
+
+
+def test_lock_generated_only(styled, cli):
+    add_assets(styled, TRIO)
+    cli("generate", "MARA", "-p", styled)
+    r = cli("lock-all", "--generated", "--json", "-p", styled)
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert data["locked"] == ["MARA"] and data["stage"] == "draft"
+
+
+def test_lock_unlock(styled, cli):
+    add_assets(styled, TRIO)
+    assert cli("lock", "mara", "BRASS TELESCOPE", "-p", styled).exit_code == 0
+    locked = {a["name"] for a in json.loads(cli("review", "--json", "-p", styled).stdout) if a["locked"]}
+    assert locked == {"MARA", "BRASS TELESCOPE"}
+    assert cli("unlock", "MARA", "-p", styled).exit_code == 0
+    r = cli("lock", "NOPE", "-p", styled)
+    assert r.exit_code == 2
+
+
+def test_lock_all_atomic_on_failure(styled, cli, monkeypatch):
+    """An exception halfway through lock-all rolls everything back."""
+    import pytest
+
+    from stage5cli import locking, project as project_mod
+
+    add_assets(styled, TRIO)
+    cli("generate", "--all", "-p", styled)
+    before = table_dump(styled / "stage5.db")
+    p = project_mod.open_project(styled)
+    real = p.record_event
+
+    def boom(*a, **k):
+        real(*a, **k)
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(p, "record_event", boom)
+    with pytest.raises(RuntimeError):
+        locking.lock_all(p)
+    p.db.conn.close()
+    assert table_dump(styled / "stage5.db") == before
