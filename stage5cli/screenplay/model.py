@@ -65,6 +65,10 @@ class Scene(BaseModel):
     scene_number: str | None = None  # as written (#12A#), if any
     line: int = 0
     element_range: tuple[int, int] = (0, 0)  # [start, end) indexes into Screenplay.elements
+    # added by the parser: a forced heading (Fountain ".SNIPER SCOPE POV"; FDX has none), and the
+    # bracketed or parenthesised tags kept out of `location` ("1973", "FLASHBACK", "PRESENT")
+    forced: bool = False
+    tags: list[str] | None = None
 
 
 class Source(BaseModel):
@@ -90,3 +94,10 @@ class Screenplay(BaseModel):
     def scene_elements(self, scene: Scene) -> list[Element]:
         start, end = scene.element_range
         return self.elements[start:end]
+
+    def scene(self, number: int) -> Scene | None:
+        """The scene with this number (0 is the text before the first heading), if any."""
+        for scene in self.scenes:
+            if scene.number == number:
+                return scene
+        return None

@@ -1,0 +1,154 @@
+"""Scenes from elements: every reader hands its element dicts to `assemble`.
+
+`split_heading` reads a scene heading into (int_ext, location, time_of_day, tags):
+"INT. SCOTT'S APARTMENT - NIGHT" -> ("INT", "SCOTT'S APARTMENT", "NIGHT", []).
+"""
+
+from __future__ import annotations
+
+import re
+
+from stage5cli.screenplay.model import Screenplay
+
+_PREFIX = re.compile(
+    r"\s*(?P<p>INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|INT|EXT|EST|I\s*/\s*E|E\s*/\s*I)(?:\.|(?=[\s\-,/])|$)[\s\-]*",
+    re.I,
+)
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+_PARENS = re.compile(r"\(([^()]*)\)")
+_SEPARATOR = re.compile(r"\s+[-–—]+\s+|\s*--+\s*|\s*[–—]\s*|\s*,\s*|\s+-+$|^-+\s+")
+# a year or a decade somewhere in a tag: (1973), (SUMMER 1944), ('70S), (1980S)
+_YEAR = re.compile(r"\b(?:1[0-9]|20)[0-9]{2}S?\b|'[0-9]{2}'?S\b|\b[0-9]{1,2}(?:ST|ND|RD|TH) CENTURY\b")
+_SPACES = re.compile(r"\s+")
+
+_TAG_PHRASES = frozenset(
+    (
+        "PRESENT", "PRESENT DAY", "PAST", "FUTURE", "FLASHBACK", "FLASH BACK", "FLASHFORWARD",
+        "FLASH FORWARD", "DREAM", "FANTASY", "STORY", "STORY VERSION", "REALITY", "MONTAGE",
+        "SERIES OF SHOTS", "INTERCUT", "B&W", "BLACK AND WHITE", "SLOW MOTION", "CONTINUOUS",
+        "CONT'D", "CONT’D", "CONTINUED", "LATER", "SAME", "MOS", "POV", "THE NEXT", "NEXT",
+    )
+)
+# words that make a segment a time of day ("A FEW MINUTES LATER", "THE NEXT MORNING")
+_TIME_CORE = frozenset(
+    """DAY NIGHT MORNING AFTERNOON EVENING DAWN DUSK SUNSET SUNRISE TWILIGHT NOON MIDNIGHT MIDDAY
+    MID-DAY NIGHTFALL DAYBREAK PRE-DAWN PREDAWN HOUR CONTINUOUS CONTINUED CONT'D CONT’D LATER SAME
+    DAYTIME NIGHTTIME SUNUP SUNDOWN""".split()
+)
+_TIME_FILLER = frozenset(
+    """A AN THE NEXT ANOTHER THAT THIS SAME TIME BIT FEW SECOND SECONDS MINUTE MINUTES MOMENT MOMENTS
+    HOURS DAYS WEEKS MONTHS YEARS WEEK MONTH YEAR LATE EARLY PRESENT TO MAGIC SHORTLY AFTER BEFORE
+    SOON ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN SEVERAL MID OF /""".split()
+)
+_INT_EXT = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
+
+
+def _is_time(segment: str) -> bool:
+    first = segment.split("/", 1)[0]
+    words = first.upper().replace(".", " ").split()
+    if not words:
+        return False
+    core = False
+    for w in words:
+        if w in _TIME_CORE:
+            core = True
+        elif w not in _TIME_FILLER:
+            return False
+    return core
+
+
+def split_heading(heading: str) -> tuple[str | None, str, str | None, list[str]]:
+    """(int_ext, location, time_of_day, tags) of a scene heading's text (scene number removed)."""
+    int_ext = None
+    rest = heading
+    m = _PREFIX.match(rest)
+    if m is not None:
+        p = re.sub(r"[\s.]", "", m.group("p").upper())
+        int_ext = _INT_EXT.get(p, "INT/EXT")
+        rest = rest[m.end() :]
+    tags: list[str] = []
+    if "[" in rest:
+        tags.extend(t.strip() for t in _BRACKETS.findall(rest) if t.strip())
+        rest = _BRACKETS.sub(" ", rest)
+    if "(" in rest:
+
+        def _tag(pm: re.Match) -> str:
+            inner = pm.group(1).strip()
+            up = inner.upper()
+            if up in _TAG_PHRASES or _YEAR.search(up) or _is_time(inner):
+                tags.append(inner)
+                return " "
+            return pm.group(0)
+
+        rest = _PARENS.sub(_tag, rest)
+    rest = _SPACES.sub(" ", rest).strip()
+    # peel time-of-day segments off the end ("HOUSE - DAY - CONTINUOUS")
+    times: list[str] = []
+    cut = len(rest)
+    seps = list(_SEPARATOR.finditer(rest))
+    for sm in reversed(seps):
+        if sm.end() > cut:
+            continue
+        segment = rest[sm.end() : cut].strip()
+        if not segment:
+            cut = sm.start()
+            continue
+        if _is_time(segment):
+            times.append(segment)
+            cut = sm.start()
+        else:
+            break
+    location = rest[:cut].strip(" -,–—")
+    if not times:
+        # "INT HOUSE DAY": a last word that is a time of day, with no separator
+        words = location.split(" ")
+        if len(words) >= 2 and words[-1].upper() in _TIME_CORE:
+            times.append(words[-1])
+            location = " ".join(words[:-1]).strip(" -,–—")
+    times.reverse()
+    time_of_day = " - ".join(times) if times else None
+    if time_of_day is not None:
+        time_of_day = time_of_day.upper()
+    return int_ext, location, time_of_day, tags
+
+
+def assemble(title: list[dict], elements: list[dict], *, fmt: str) -> Screenplay:
+    """Number the scenes, give every element its scene, and build the validated model."""
+    scenes: list[dict] = []
+    number = 0
+    start = 0
+    for i, el in enumerate(elements):
+        if el["type"] == "scene_heading":
+            if scenes:
+                scenes[-1]["element_range"] = (scenes[-1]["element_range"][0], i)
+            elif i > 0:
+                scenes.append({"number": 0, "heading": "", "line": elements[0].get("line", 0),
+                               "element_range": (0, i), "location": ""})
+            number += 1
+            start = i
+            forced = bool(el.pop("forced", False))
+            text = el["text"]
+            int_ext, location, time_of_day, tags = split_heading(text)
+            scene: dict = {
+                "number": number,
+                "heading": text,
+                "int_ext": None if forced and int_ext is None else int_ext,
+                "location": location,
+                "time_of_day": time_of_day,
+                "scene_number": el.get("scene_number"),
+                "line": el.get("line", 0),
+                "element_range": (i, i + 1),
+                "forced": forced,
+            }
+            if tags:
+                scene["tags"] = tags
+            scenes.append(scene)
+        el["scene"] = number
+    if scenes:
+        scenes[-1]["element_range"] = (start, len(elements))
+    elif elements:
+        scenes.append({"number": 0, "heading": "", "line": elements[0].get("line", 0),
+                       "element_range": (0, len(elements)), "location": ""})
+    return Screenplay.model_validate(
+        {"title_page": title, "scenes": scenes, "elements": elements, "source": {"format": fmt}}
+    )
