@@ -6,10 +6,13 @@ import os
 import sqlite3
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+# Before anything imports litellm: never fetch the price list (there is no network in tests).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from stage5cli.cli import app
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from stage5cli.cli import app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,0 +1,176 @@
+"""Extraction benchmark, LLM path: the two-pass extractor against a loopback fake LLM.
+
+The fake OpenAI-compatible server (tests/fake_llm.py) answers every request after a fixed
+latency (0.3 s). Printed:
+- wall time of a full two-pass extraction of an 11-scene script, as a multiple of one call's
+  latency (target <= 6x; two round trips are the floor: pass 1, then pass 2);
+- the same on Big Fish (190 scenes), when ../shared/corpus is present and the parser works;
+- pass-1 input tokens / script tokens (target <= 1.15): the prompt overhead of chunking;
+- the request count of a re-run of the same script and model (target 0: all from the cache).
+
+litellm is imported and one call made before timing, so the figures are the extraction's
+own; the one-time import cost of a cold process is printed separately.
+Run: python benchmarks/extract.py (exits 0; a missed target is printed as MISS).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "corpus"
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch a price list
+LATENCY = 0.3
+TARGET_MULTIPLE = 6.0
+TARGET_TOKEN_RATIO = 1.15
+
+
+def _db(tmp: Path, name: str):
+    from stage5cli import db as dbm
+    from stage5cli import migrations
+
+    d = dbm.connect(tmp / f"{name}.db", create=True)
+    migrations.migrate(d)
+    return d
+
+
+def _purposes(db) -> str:
+    rows = db.execute("SELECT purpose, count(*) FROM llm_calls GROUP BY purpose ORDER BY purpose")
+    return ", ".join(f"{n} {p}" for p, n in rows.fetchall())
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def _first_scenes(sp, n: int):
+    """The screenplay cut after its n-th numbered scene (the prologue, if any, is kept)."""
+    keep = [s for s in sp.scenes if s.number <= n]
+    end = keep[-1].element_range[1]
+    return sp.model_copy(update={"scenes": keep, "elements": sp.elements[:end]})
+
+
+def eleven_scene_script():
+    """The first 11 scenes of a real script when the corpus is here, else a synthetic one."""
+    path = CORPUS / "the_last_birthday_card.fountain"
+    if path.is_file():
+        try:
+            from stage5cli.screenplay import load
+
+            return _first_scenes(load(path), 11), f"{path.name}, scenes 1-11"
+        except Exception as e:  # parser missing or broken: fall back
+            print(f"  (parser unavailable: {e}; using a synthetic script)")
+    from tests.fake_llm import sample_screenplay
+
+    return sample_screenplay(11, words_per_scene=220), "synthetic 11-scene script"
+
+
+def llm_benchmark() -> None:
+    from stage5cli.extract.llm import LLMSettings, run_extract_llm
+    from stage5cli.extract.llmcall import run
+    from tests.fake_llm import FakeLLM
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-real-key")
+    tmp = Path(tempfile.mkdtemp(prefix="stage5-bench-"))
+    print(f"LLM extraction (fake OpenAI-compatible server, {LATENCY:g} s per request)")
+
+    with FakeLLM(delay=LATENCY) as llm:
+        settings = LLMSettings(model="openai/bench-model", api_base=llm.api_base)
+
+        # one-time costs of a cold process, then one warm call as the unit of latency
+        t = time.perf_counter()
+        import litellm
+
+        t_import = time.perf_counter() - t
+
+        async def one_call():
+            return await litellm.acompletion(
+                model=settings.model, api_base=settings.api_base, timeout=30,
+                messages=[{"role": "user", "content": "Asset: x\nType: prop\nScenes: 1 (1 in all)"}])
+
+        t = time.perf_counter()
+        run(one_call())
+        first_call = time.perf_counter() - t
+        t = time.perf_counter()
+        run(one_call())
+        unit = time.perf_counter() - t
+        print(f"  cold process: import litellm {t_import:.2f} s, first call {first_call:.2f} s "
+              f"(not counted below); one warm call {unit:.3f} s")
+
+        sp, label = eleven_scene_script()
+        db = _db(tmp, "eleven")
+        before = len(llm.requests)
+        t = time.perf_counter()
+        rep = run_extract_llm(sp, db, settings, style_name="Film noir")
+        wall = time.perf_counter() - t
+        multiple = wall / LATENCY
+        print(f"  {label}: {len(llm.requests) - before} requests ({_purposes(db)}, "
+              f"concurrency {settings.concurrency}), {len(rep.assets)} assets, "
+              f"{len(rep.failures)} failures")
+        print(f"    wall {wall:.2f} s = {multiple:.1f}x one call's latency "
+              f"(target <= {TARGET_MULTIPLE:g}x) {_verdict(multiple <= TARGET_MULTIPLE)}")
+        ratio = rep.pass1_input_tokens / max(1, rep.script_tokens)
+        print(f"    pass-1 input tokens / script tokens = {rep.pass1_input_tokens} / "
+              f"{rep.script_tokens} = {ratio:.3f} (target <= {TARGET_TOKEN_RATIO}) "
+              f"{_verdict(ratio <= TARGET_TOKEN_RATIO)}")
+        before = len(llm.requests)
+        t = time.perf_counter()
+        again = run_extract_llm(sp, db, settings, style_name="Film noir")
+        rerun = len(llm.requests) - before
+        print(f"    re-run: {rerun} requests at the server, {again.cache_hits} cache hits, "
+              f"{time.perf_counter() - t:.2f} s (target 0) {_verdict(rerun == 0)}")
+
+        big = CORPUS / "big_fish.fountain"
+        if not big.is_file():
+            print("  big_fish: skipped (../shared/corpus/big_fish.fountain not found)")
+            return
+        try:
+            from stage5cli.screenplay import load
+
+            sp = load(big)
+        except Exception as e:
+            print(f"  big_fish: skipped (the parser failed: {e})")
+            return
+        db = _db(tmp, "big_fish")
+        before = len(llm.requests)
+        t = time.perf_counter()
+        rep = run_extract_llm(sp, db, settings, style_name="Film noir")
+        wall = time.perf_counter() - t
+        n = len(llm.requests) - before
+        counts = dict(db.execute("SELECT purpose, count(*) FROM llm_calls GROUP BY purpose").fetchall())
+        floor = sum(-(-counts.get(p, 0) // settings.concurrency) for p in ("pass1", "pass2"))
+        print(f"  big_fish.fountain ({sum(1 for s in sp.scenes if s.number > 0)} scenes): "
+              f"{n} requests ({_purposes(db)}, concurrency {settings.concurrency}), "
+              f"{len(rep.assets)} assets, {len(rep.failures)} failures")
+        print(f"    wall {wall:.2f} s = {wall / LATENCY:.1f}x one call's latency "
+              f"(floor at this concurrency: {floor} round trips = {floor * LATENCY:.1f} s)")
+        ratio = rep.pass1_input_tokens / max(1, rep.script_tokens)
+        print(f"    pass-1 input tokens / script tokens = {rep.pass1_input_tokens} / "
+              f"{rep.script_tokens} = {ratio:.3f} (target <= {TARGET_TOKEN_RATIO}) "
+              f"{_verdict(ratio <= TARGET_TOKEN_RATIO)}")
+        before = len(llm.requests)
+        again = run_extract_llm(sp, db, settings, style_name="Film noir")
+        rerun = len(llm.requests) - before
+        print(f"    re-run: {rerun} requests at the server, {again.cache_hits} cache hits "
+              f"(target 0) {_verdict(rerun == 0)}")
+        wide = LLMSettings(model=settings.model, api_base=settings.api_base, concurrency=32)
+        t = time.perf_counter()
+        run_extract_llm(sp, _db(tmp, "big_fish_32"), wide, style_name="Film noir")
+        wall = time.perf_counter() - t
+        floor = sum(-(-counts.get(p, 0) // wide.concurrency) for p in ("pass1", "pass2"))
+        print(f"    at concurrency 32: wall {wall:.2f} s = {wall / LATENCY:.1f}x "
+              f"(floor {floor} round trips = {floor * LATENCY:.1f} s)")
+
+
+def main() -> int:
+    llm_benchmark()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Two-pass LLM extraction through litellm: concurrent, cached, validated, repaired.
+
+Pass 1 sends the script in chunks of whole scenes (all chunks at once under one semaphore) and
+asks for entities with aliases and scene mentions; the answers are merged across chunks.
+Pass 2 sends one request per merged asset (all at once under the same semaphore) for a 3-5
+sentence visual description, a confidence, a priority flag and visual conflicts.
+A chunk or asset whose answer stays invalid after one repair request is reported in
+`failures`; the rest carry on. Errors that would fail every request (no key, unknown model)
+stop the run with one Stage5Error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import sqlite_utils
+from pydantic import BaseModel
+
+from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.models import Distilled, ExtractedAsset, Mention, Pass1Response
+from stage5cli.screenplay.model import Screenplay
+
+from .chunks import Chunk, defuse, estimate_tokens, script_tokens, split_chunks
+from .llmcall import Caller, LLMItemError, LLMSettings, load_prompt, run
+from .merge import merge_assets, norm_name
+
+__all__ = [
+    "LLMSettings", "ExtractionReport", "extract_llm", "run_extract_llm", "plan_llm", "distill",
+    "suggest_conflict_fix",
+]
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int], None]
+MAX_CONTEXTS = 12  # mentions per asset that keep their context quote (all keep their scene)
+MAX_QUOTE = 300
+MAX_MENTION_TEXT = 120
+# rough output sizes for --dry-run (tokens)
+PASS1_OUTPUT_RATIO = 0.35
+PASS2_OUTPUT_TOKENS = 180
+CONTEXT_TOKENS = 35
+
+
+@dataclass
+class ExtractionReport:
+    assets: list[ExtractedAsset]
+    failures: list[str] = field(default_factory=list)
+    requests: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    script_tokens: int = 0
+    pass1_input_tokens: int = 0
+
+
+# ---- pass 1 ----------------------------------------------------------------------------------
+
+
+def _clip(text: str | None, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def pass1_messages(chunk: Chunk) -> list[dict]:
+    return load_prompt("pass1").messages(script=chunk.text)
+
+
+_TYPE_SYNONYMS = {
+    "person": "character", "people": "character", "creature": "character", "animal": "character",
+    "characters": "character", "object": "prop", "item": "prop", "vehicle": "prop",
+    "weapon": "prop", "props": "prop", "place": "location", "setting": "location",
+    "locations": "location", "set": "location",
+}
+
+
+def parse_pass1(obj: dict, chunk: Chunk) -> list[ExtractedAsset]:
+    """Validate a pass-1 answer (common type synonyms mapped first) and convert it."""
+    ents = obj.get("entities")
+    if isinstance(ents, list):
+        for ent in ents:
+            if isinstance(ent, dict) and isinstance(ent.get("type"), str):
+                t = ent["type"].strip().lower()
+                ent["type"] = _TYPE_SYNONYMS.get(t, t)
+    return entities_to_assets(Pass1Response.model_validate(obj), chunk)
+
+
+def entities_to_assets(resp: Pass1Response, chunk: Chunk) -> list[ExtractedAsset]:
+    """Pass-1 entities of one chunk as assets; mentions outside the chunk's scenes are dropped.
+
+    An entity left with no valid mention gets the chunk's scenes whose text names it; one that
+    names nothing in the chunk is dropped (the model invented it or got every scene wrong).
+    """
+    in_chunk = set(chunk.scenes)
+    lowered = {n: t.lower() for n, t in zip(chunk.scenes, chunk.texts, strict=True)}
+    out = []
+    for ent in resp.entities:
+        name = _clip(ent.name, MAX_MENTION_TEXT)
+        if not name:
+            continue
+        aliases = list(dict.fromkeys(a for a in (_clip(x, MAX_MENTION_TEXT) for x in ent.aliases)
+                                     if a and a.lower() != name.lower()))
+        mentions = [
+            Mention(scene_number=m.sceneNumber, text=_clip(m.text, MAX_MENTION_TEXT) or name,
+                    context=_clip(defuse(m.context), MAX_QUOTE))
+            for m in ent.mentions if m.sceneNumber in in_chunk
+        ]
+        if not mentions:
+            words = [w.lower() for w in [name, *aliases] if len(w) > 1]
+            mentions = [Mention(scene_number=n, text=name) for n in chunk.scenes
+                        if any(w in lowered[n] for w in words)]
+        if mentions:
+            out.append(ExtractedAsset(name=name, type=ent.type, aliases=aliases, mentions=mentions,
+                                      extra={"extractor": "llm"}))
+    return out
+
+
+def bound_contexts(asset: ExtractedAsset, limit: int = MAX_CONTEXTS) -> ExtractedAsset:
+    """Keep every mention, but context quotes on at most `limit`, spread over the scenes."""
+    quoted = [i for i, m in enumerate(asset.mentions) if m.context]
+    if len(quoted) <= limit:
+        return asset
+    keep = {quoted[round(k * (len(quoted) - 1) / (limit - 1))] for k in range(limit)}
+    mentions = [m if i in keep else m.model_copy(update={"context": ""})
+                for i, m in enumerate(asset.mentions)]
+    return asset.model_copy(update={"mentions": mentions})
+
+
+# ---- pass 2 ----------------------------------------------------------------------------------
+
+_ABBREVIATIONS = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Capt|Lt|Col|Gen|Sgt|Mt|Ft|vs|etc|approx|No|e\.g|i\.e)\.",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
+MIN_SENTENCES, MAX_SENTENCES = 2, 6  # asked for 3-5; one either side is tolerated
+
+
+def count_sentences(text: str) -> int:
+    text = _ABBREVIATIONS.sub(lambda m: m.group(0)[:-1], " ".join(text.split()))
+    return sum(1 for part in _SENTENCE_END.split(text) if re.search(r"\w", part))
+
+
+def _ranges(numbers: Iterable[int]) -> str:
+    nums = sorted(set(numbers))
+    out: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ", ".join(out) or "none"
+
+
+def pass2_messages(asset: ExtractedAsset, style_name: str, instructions: str | None = None) -> list[dict]:
+    excerpts = "\n".join(f"Scene {m.scene_number}: {defuse(m.context)}"
+                         for m in asset.mentions if m.context)
+    return load_prompt("pass2").messages(
+        style=" ".join(style_name.split()),
+        name=asset.name,
+        type=asset.type,
+        aliases=", ".join(asset.aliases) or "none",
+        scenes=f"{_ranges(asset.scenes)} ({len(asset.scenes)} in all)",
+        instructions=f"Instructions from the user: {' '.join(instructions.split())}"
+        if instructions and instructions.strip() else "",
+        excerpts=excerpts or "(no quotes: only its name appears)",
+    )
+
+
+def parse_distilled(obj: dict) -> Distilled:
+    d = Distilled.model_validate(obj)
+    n = count_sentences(d.description)
+    if not MIN_SENTENCES <= n <= MAX_SENTENCES:
+        raise ValueError(f"description: must be 3 to 5 sentences, got {n}")
+    return d
+
+
+def apply_distilled(asset: ExtractedAsset, d: Distilled, model: str) -> ExtractedAsset:
+    return asset.model_copy(update={
+        "description": " ".join(d.description.split()),
+        "confidence_score": d.confidenceScore,
+        "is_priority": d.isPriority,
+        "has_conflicts": d.hasVisualConflicts,
+        "conflict_details": " ".join((d.conflictDetails or "").split()) if d.hasVisualConflicts else "",
+        "extra": {**asset.extra, "extractor": "llm", "model": model, "distilled": True},
+    })
+
+
+async def _distill(caller: Caller, asset: ExtractedAsset, style_name: str,
+                   instructions: str | None = None) -> ExtractedAsset:
+    prompt = load_prompt("pass2")
+    d = await caller.complete_json(pass2_messages(asset, style_name, instructions),
+                                   purpose="pass2", version=prompt.version, parse=parse_distilled)
+    return apply_distilled(asset, d, caller.s.model)
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+async def _all(caller: Caller, coros: list[Awaitable[T]]) -> list[T]:
+    """Run concurrently. After an error that every call would hit (no key, unknown model), no
+    new request starts; the ones in flight finish (they are not cancelled mid-call), then that
+    one Stage5Error is raised."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    if caller.fatal is not None:
+        raise caller.fatal
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results  # type: ignore[return-value]
+
+
+async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSettings, *,
+                      style_name: str, progress: Progress | None = None) -> ExtractionReport:
+    """Both passes over `sp`; every call logged in (and served from) `llm_calls` of `db`."""
+    settings.check()
+    chunks = split_chunks(sp, settings.chunk_tokens)
+    if not chunks:
+        raise UsageError("the script has no scenes to extract from")
+    caller = Caller(db, settings)
+    caller.preflight()
+    tick = progress or (lambda *_: None)
+    pass1 = load_prompt("pass1")
+    failures: dict[tuple[int, int], str] = {}
+
+    done = 0
+    tick("pass1", 0, len(chunks))
+
+    async def one_chunk(chunk: Chunk) -> list[ExtractedAsset]:
+        nonlocal done
+        try:
+            return await caller.complete_json(
+                pass1_messages(chunk), purpose="pass1", version=pass1.version,
+                parse=lambda obj: parse_pass1(obj, chunk))
+        except LLMItemError as e:
+            failures[(1, chunk.index)] = f"pass 1, {chunk.label}: {e}"
+            return []
+        finally:
+            done += 1
+            tick("pass1", done, len(chunks))
+
+    found = await _all(caller, [one_chunk(c) for c in chunks])
+    merged = [bound_contexts(a) for a in merge_assets(a for batch in found for a in batch)]
+
+    done = 0
+    tick("pass2", 0, len(merged))
+
+    async def one_asset(i: int, asset: ExtractedAsset) -> ExtractedAsset:
+        nonlocal done
+        try:
+            return await _distill(caller, asset, style_name)
+        except LLMItemError as e:
+            failures[(2, i)] = f"pass 2, {asset.type} {asset.name!r}: {e}"
+            return asset.model_copy(update={"extra": {**asset.extra, "model": settings.model,
+                                                      "distilled": False}})
+        finally:
+            done += 1
+            tick("pass2", done, len(merged))
+
+    assets = await _all(caller, [one_asset(i, a) for i, a in enumerate(merged)])
+    return ExtractionReport(
+        assets=assets,
+        failures=[failures[k] for k in sorted(failures)],
+        requests=caller.stats.requests,
+        cache_hits=caller.stats.cache_hits,
+        input_tokens=caller.stats.input_tokens,
+        output_tokens=caller.stats.output_tokens,
+        cost_usd=caller.stats.cost,
+        script_tokens=script_tokens(sp),
+        pass1_input_tokens=sum(_message_tokens(pass1_messages(c)) for c in chunks),
+    )
+
+
+def run_extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSettings, *,
+                    style_name: str, progress: Progress | None = None) -> ExtractionReport:
+    return run(extract_llm(sp, db, settings, style_name=style_name, progress=progress))
+
+
+async def distill(asset: ExtractedAsset, db: sqlite_utils.Database, settings: LLMSettings, *,
+                  style_name: str, instructions: str | None = None) -> ExtractedAsset:
+    """Pass 2 for one asset (`describe`): the asset with a new description and flags."""
+    caller = Caller(db, settings)
+    caller.preflight()
+    try:
+        return await _distill(caller, bound_contexts(asset), style_name, instructions)
+    except LLMItemError as e:
+        raise Stage5Error(f"could not describe {asset.name!r}: {e}") from None
+
+
+class ConflictSuggestion(BaseModel):
+    description: str
+    reasoning: str = ""
+
+
+async def suggest_conflict_fix(asset: ExtractedAsset, db: sqlite_utils.Database,
+                               settings: LLMSettings, *, style_name: str) -> ConflictSuggestion:
+    """prompts/conflict.txt for one asset: a consistent description and the reasoning."""
+    caller = Caller(db, settings)
+    caller.preflight()
+    prompt = load_prompt("conflict")
+    bounded = bound_contexts(asset)
+    messages = prompt.messages(
+        style=" ".join(style_name.split()), name=asset.name, type=asset.type,
+        description=" ".join(asset.description.split()) or "(none)",
+        conflicts=" ".join(asset.conflict_details.split()) or "(not described)",
+        excerpts="\n".join(f"Scene {m.scene_number}: {defuse(m.context)}"
+                           for m in bounded.mentions if m.context) or "(no quotes)",
+    )
+
+    def parse(obj: dict) -> ConflictSuggestion:
+        s = ConflictSuggestion.model_validate(obj)
+        if not s.description.strip():
+            raise ValueError("description: must not be empty")
+        return s
+
+    try:
+        return await caller.complete_json(messages, purpose="conflict", version=prompt.version,
+                                          parse=parse)
+    except LLMItemError as e:
+        raise Stage5Error(f"no suggestion for {asset.name!r}: {e}") from None
+
+
+# ---- --dry-run -------------------------------------------------------------------------------
+
+
+def _message_tokens(messages: list[dict]) -> int:
+    return sum(estimate_tokens(m["content"]) + 4 for m in messages)
+
+
+def plan_llm(sp: Screenplay, settings: LLMSettings, *, style_name: str) -> dict:
+    """What a run would send: requests, estimated tokens and cost. Calls nothing.
+
+    Pass 2 is one request per asset, which pass 1 has not found yet: estimated from the
+    script's distinct speakers and scene locations, plus half as many props.
+    """
+    settings.check()
+    chunks = split_chunks(sp, settings.chunk_tokens)
+    p1_in = sum(_message_tokens(pass1_messages(c)) for c in chunks)
+    p1_out = sum(max(200, int(c.tokens * PASS1_OUTPUT_RATIO)) for c in chunks)
+    speakers = {norm_name(e.name or e.text) for e in sp.elements if e.type == "character"}
+    places = {norm_name(s.location or s.heading) for s in sp.scenes if (s.location or s.heading)}
+    n_assets = len(speakers - {""}) + len(places - {""})
+    n_assets += (len(speakers) + 1) // 2
+    sample = ExtractedAsset(name="Sample Name", type="character", aliases=["Sample"],
+                            mentions=[Mention(scene_number=1, context="x" * (CONTEXT_TOKENS * 4))
+                                      for _ in range(MAX_CONTEXTS // 2)])
+    p2_in = n_assets * _message_tokens(pass2_messages(sample, style_name))
+    p2_out = n_assets * PASS2_OUTPUT_TOKENS
+    tokens_in, tokens_out = p1_in + p2_in, p1_out + p2_out
+    cost: float | None
+    try:
+        from .llmcall import _litellm
+
+        p, c = _litellm().cost_per_token(model=settings.model, prompt_tokens=tokens_in,
+                                         completion_tokens=tokens_out)
+        cost = round(float(p + c), 6)
+    except Exception:
+        cost = None
+    return {
+        "model": settings.model,
+        "chunks": len(chunks),
+        "requests_pass1": len(chunks),
+        "requests_pass2_estimate": n_assets,
+        "input_tokens_estimate": tokens_in,
+        "output_tokens_estimate": tokens_out,
+        "cost_usd_estimate": cost,
+        "script_tokens": script_tokens(sp),
+    }

@@ -1,0 +1,197 @@
+"""Alias and duplicate merging shared by both extractors and by re-extraction.
+
+Two assets are the same when they have the same type and share a normalised name or alias
+("THE OLD MAN", "Old Man", "old man's" and "OLD MAN (V.O.)" all normalise to "old man").
+Matching is transitive: A~B through one alias and B~C through another make one asset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
+
+# Words that can never identify an asset on their own (an LLM sometimes lists them as aliases).
+GENERIC = frozenset(
+    "i me you he him his she her hers it its we us they them their this that there here "
+    "someone somebody everyone everybody nobody".split()
+)
+
+_PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_HEADING_PREFIX = re.compile(
+    r"^(?:int\.?\s*/\s*ext|ext\.?\s*/\s*int|i\s*/\s*e|int|ext|est)(?:\.\s*|\s*[-:]\s*|\s+)",
+    re.IGNORECASE,
+)
+_TIME_SUFFIX = re.compile(
+    r"\s+-+\s*(?:day|night|morning|evening|afternoon|dawn|dusk|sunset|sunrise|noon|midnight|"
+    r"later|moments later|a moment later|continuous|cont'?d|same|same time|"
+    r"early morning|late night|magic hour|flashback|present|past)\b.*$",
+    re.IGNORECASE,
+)
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+_POSSESSIVE = re.compile(r"(?<=\w)'s\b|(?<=s)'(?=\s|$)")
+_NON_WORD = re.compile(r"[^\w\s'&-]+")
+_SPACES = re.compile(r"\s+")
+_DASH = re.compile(r"(?<=\s)[-']+(?=\s)")
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("’", "'").replace("‘", "'").replace("`", "'")
+    return text.replace("–", "-").replace("—", "-")
+
+
+def norm_name(name: str) -> str:
+    """The matching form of a name: lower case, no article, possessive, extension or punctuation.
+
+    Scene-heading decorations (INT./EXT. prefixes, "- NIGHT" suffixes) are removed too, so a
+    location named after its heading matches the plain place name.
+    """
+    raw = _fold(name or "")
+    text = _PARENS.sub(" ", raw)
+    text = _SPACES.sub(" ", text).strip()
+    text = _HEADING_PREFIX.sub("", text)
+    text = _TIME_SUFFIX.sub("", text)
+    text = text.lower()
+    text = _POSSESSIVE.sub("", text)
+    text = text.replace(".", " ")
+    text = _NON_WORD.sub(" ", text)
+    text = _DASH.sub(" ", f" {text} ")
+    text = _SPACES.sub(" ", text).strip(" '-&")
+    stripped = _ARTICLE.sub("", text)
+    if stripped:
+        text = stripped
+    if not text:  # nothing but punctuation/extension: fall back to the plain lower-cased form
+        text = _SPACES.sub(" ", raw.lower()).strip()
+    return text
+
+
+def display_name(name: str) -> str:
+    """A name as shown: extensions such as (V.O.) and a trailing possessive removed."""
+    text = _SPACES.sub(" ", _PARENS.sub(" ", _fold(name or ""))).strip()
+    text = re.sub(r"'s$", "", text, flags=re.IGNORECASE).strip()
+    return text or (name or "").strip()
+
+
+def _keys(names: Iterable[str]) -> set[str]:
+    out = set()
+    for n in names:
+        k = norm_name(n)
+        if k and k not in GENERIC:
+            out.add(k)
+    return out
+
+
+def match_key(asset: ExtractedAsset | Mapping) -> set[str]:
+    """Normalised name and aliases of an extracted asset or a stored asset row.
+
+    Accepts an ExtractedAsset, or a dict with `name` and `aliases` (or a `metadata` dict/JSON
+    holding `aliases`, as in a `project_assets` row).
+    """
+    if isinstance(asset, Mapping):
+        name = asset.get("name") or ""
+        aliases = asset.get("aliases")
+        if aliases is None:
+            meta = asset.get("metadata") or {}
+            if isinstance(meta, str):
+                try:
+                    meta = json.loads(meta)
+                except ValueError:
+                    meta = {}
+            aliases = meta.get("aliases") if isinstance(meta, Mapping) else None
+        aliases = list(aliases or [])
+    else:
+        name, aliases = asset.name, list(asset.aliases)
+    return _keys([name, *aliases])
+
+
+def _merge_mentions(groups: Iterable[Iterable[Mention]]) -> list[Mention]:
+    seen: dict[tuple[int, str], Mention] = {}
+    for mentions in groups:
+        for m in mentions:
+            key = (m.scene_number, m.text.strip().lower())
+            have = seen.get(key)
+            if have is None:
+                seen[key] = m.model_copy()
+            elif not have.context and m.context:
+                have.context = m.context
+    return sorted(seen.values(), key=lambda m: m.scene_number)  # stable: first seen first
+
+
+def _canonical(members: list[ExtractedAsset]) -> str:
+    """Most frequent spelling (by normalised form, then exact), ties to more words, longer."""
+    spellings = [display_name(a.name) for a in members]
+    by_key = Counter(norm_name(s) for s in spellings)
+    best_key = max(by_key, key=lambda k: (by_key[k], len(k.split()), len(k), k))
+    exact = Counter(s for s in spellings if norm_name(s) == best_key)
+    return max(exact, key=lambda s: (exact[s], not s.isupper(), len(s), s))
+
+
+def _combine(members: list[ExtractedAsset]) -> ExtractedAsset:
+    name = _canonical(members)
+    aliases: list[str] = []
+    seen = {name.lower()}
+    for a in members:
+        for alias in [a.name, *a.aliases]:
+            alias = _SPACES.sub(" ", alias or "").strip()
+            if alias and alias.lower() not in seen:
+                seen.add(alias.lower())
+                aliases.append(alias)
+    extra: dict = {}
+    for a in members:
+        for k, v in a.extra.items():
+            extra.setdefault(k, v)
+    described = [a for a in members if a.description]
+    conflicts = [a.conflict_details for a in members if a.conflict_details]
+    return ExtractedAsset(
+        name=name,
+        type=members[0].type,
+        aliases=aliases,
+        mentions=_merge_mentions(a.mentions for a in members),
+        description=described[0].description if described else "",
+        confidence_score=max(a.confidence_score for a in members),
+        is_priority=any(a.is_priority for a in members),
+        has_conflicts=any(a.has_conflicts for a in members),
+        conflict_details="; ".join(dict.fromkeys(conflicts)),
+        extra=extra,
+    )
+
+
+def merge_assets(assets: Iterable[ExtractedAsset]) -> list[ExtractedAsset]:
+    """Merge same-type assets that share a normalised name or alias (transitively).
+
+    The result holds the union of aliases and of mentions (deduplicated by scene and text);
+    its order is deterministic: by type, first scene, then normalised name.
+    """
+    items = list(assets)
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(items):
+        for k in match_key(a):
+            j = owner.setdefault((a.type, k), i)
+            if j != i:
+                ri, rj = find(i), find(j)
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+
+    groups: dict[int, list[ExtractedAsset]] = {}
+    for i, a in enumerate(items):
+        groups.setdefault(find(i), []).append(a)
+    merged = [_combine(members) for _, members in sorted(groups.items())]
+
+    def order(a: ExtractedAsset) -> tuple:
+        scenes = a.scenes
+        return (ASSET_TYPES.index(a.type), scenes[0] if scenes else 1 << 30, norm_name(a.name), a.name)
+
+    return sorted(merged, key=order)
