@@ -250,14 +250,20 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
     with atomic(project.db):
         before = snapshot(project, [r["id"] for r in existing])
         index: dict[tuple[str, str], dict] = {}
+        retyped: dict[str, dict] = {}  # assets whose type the user changed match any type
         for r in existing:
-            for k in _keys(r["name"], loads(r["metadata"], {}).get("aliases", [])):
+            meta = loads(r["metadata"], {})
+            for k in _keys(r["name"], meta.get("aliases", [])):
                 index.setdefault((r["asset_type"], k), r)
+                if "type" in meta.get("user_fields", []):
+                    retyped.setdefault(k, r)
         matched: dict[int, list[ExtractedAsset]] = {}
         new: list[ExtractedAsset] = []
         for a in extracted:
-            hit = next((index[(a.type, k)] for k in _keys(a.name, a.aliases)
-                        if (a.type, k) in index), None)
+            keys = _keys(a.name, a.aliases)
+            hit = next((index[(a.type, k)] for k in keys if (a.type, k) in index), None)
+            if hit is None:
+                hit = next((retyped[k] for k in keys if k in retyped), None)
             if hit is None:
                 new.append(a)
             else:

@@ -104,8 +104,9 @@ def extract(
                       f"tokens, cost {'unknown' if cost is None else f'${cost:.4f}'}")
         con.print("next: stage5 review, then stage5 generate --all")
     if outcome.failures:
-        for f in outcome.failures[:20]:
-            sys.stderr.write(f"failed: {f}\n")
+        if not json_:
+            for f in outcome.failures[:20]:
+                console().print(f"[red]failed:[/] {f}", markup=True, highlight=False)
         sys.stderr.write(f"error: {len(outcome.failures)} extraction request(s) failed; "
                          "the rest was saved (re-run to retry them)\n")
         raise typer.Exit(1)

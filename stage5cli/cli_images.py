@@ -81,8 +81,9 @@ def generate(
                         f"({outcome['model']}), {len(outcome['failed'])} failed, cost "
                         f"{'unknown' if cost is None else f'${cost:.2f}'}")
     if outcome["failed"]:
-        for f in outcome["failed"][:20]:
-            sys.stderr.write(f"failed: {f['asset']}: {f['error']}\n")
+        if not json_:
+            for f in outcome["failed"][:20]:
+                console().print(f"[red]failed:[/] {f['asset']}: {f['error']}", highlight=False)
         sys.stderr.write(f"error: {len(outcome['failed'])} image(s) failed; "
                          "retry with stage5 generate --retry-failed\n")
         raise typer.Exit(1)

@@ -24,6 +24,9 @@ class ExtractOptions:
     chunk_tokens: int = 6000
     use_cache: bool = True
     max_bytes: int = 10_000_000
+    # An object with blocking acquire()/release(), held around every LLM request: `stage5
+    # batch` passes one multiprocessing semaphore shared by all its workers (a global cap).
+    gate: Any = field(default=None, repr=False, compare=False)
 
     @property
     def extractor(self) -> str:
@@ -64,7 +67,20 @@ def _llm_settings(opts: ExtractOptions):
 
     return LLMSettings(model=opts.model, api_base=opts.api_base, concurrency=opts.concurrency,
                        timeout=opts.timeout, chunk_tokens=opts.chunk_tokens,
-                       use_cache=opts.use_cache)
+                       use_cache=opts.use_cache, gate=opts.gate,
+                       retry_backoff=retry_backoff())
+
+
+def retry_backoff() -> float:
+    """First retry wait in seconds ($STAGE5_RETRY_BACKOFF, default 1; doubles per retry)."""
+    raw = os.environ.get("STAGE5_RETRY_BACKOFF", "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"STAGE5_RETRY_BACKOFF must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= 60:
+        raise UsageError("STAGE5_RETRY_BACKOFF must be between 0 and 60 seconds")
+    return value
 
 
 def plan(project: Project, script: Path, opts: ExtractOptions) -> dict[str, Any]:

@@ -32,7 +32,11 @@ class Selection:
 
 
 def recover_stuck(project: Project) -> int:
-    """Fail `running` rows whose process is gone (a kill -9); returns how many."""
+    """Fail `running` rows whose process is gone (a kill -9) and delete the temp files such a
+    process left; returns how many rows."""
+    from .images.png import remove_stale_temp_files
+
+    remove_stale_temp_files(project.images_dir)
     stuck = list(project.db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')"))
     dead = [r["id"] for r in stuck if not _alive(r["pid"])]
@@ -213,8 +217,8 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                             "project": project.uid}
                     sha = write_png(result.image, project.root / rel,
                                     parameters=a1111_parameters(req, model), stage5=meta)
-                except OSError as e:
-                    result.error = f"cannot write the image: {e.strerror or e}"
+                except Stage5Error as e:
+                    result.error = str(e)
                 else:
                     info = {**result.info, "sha256": sha}
                     with atomic(project.db):

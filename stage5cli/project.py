@@ -383,7 +383,8 @@ def blockers(project: Project, *, strict: bool = False) -> tuple[list[dict], lis
         elif not (project.root / r["image_key_url"]).is_file():
             block.append({"asset": ref, "missing": "image file on disk",
                           "fix": f"stage5 generate {_quote(ref)}"})
-        elif style is not None and r["visual_style_capsule_id"] not in (None, style[0]["id"]):
+        elif style is not None and r["visual_style_capsule_id"] != style[0]["id"]:
+            # (an image of unknown style, e.g. from the library in another style, counts as not)
             block.append({"asset": ref, "missing": "image in the locked style",
                           "fix": f"stage5 generate {_quote(ref)}"})
         meta = loads(r["metadata"], {})

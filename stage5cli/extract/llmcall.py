@@ -54,6 +54,9 @@ class LLMSettings:
     use_cache: bool = True
     max_retries: int = 3
     retry_backoff: float = 1.0  # first backoff in seconds; doubles per retry (tests use less)
+    # A cross-process cap (stage5 batch): an object with blocking acquire()/release(), held
+    # around every request on top of this run's own semaphore.
+    gate: Any = field(default=None, repr=False, compare=False)
 
     def check(self) -> None:
         if not (self.model or "").strip():
@@ -375,6 +378,8 @@ class Caller:
             async with self.sem:
                 if self.fatal is not None:
                     raise self.fatal
+                if self.s.gate is not None:
+                    await asyncio.to_thread(self.s.gate.acquire)
                 self.stats.requests += 1
                 self.stats.by_purpose[purpose] = self.stats.by_purpose.get(purpose, 0) + 1
                 t0 = time.monotonic()
@@ -386,6 +391,9 @@ class Caller:
                     raise
                 except Exception as e:  # classified below
                     error = e
+                finally:
+                    if self.s.gate is not None:
+                        self.s.gate.release()
                 latency = int((time.monotonic() - t0) * 1000)
             if error is None:
                 return self._record_success(resp, key=key, purpose=purpose, version=version,

@@ -1,0 +1,122 @@
+"""The built-in extractor: offline, rule-based, deterministic, no network.
+
+    extract_builtin(sp, style_name=None) -> list[ExtractedAsset]   both passes
+    distill_builtin(asset, sp, style_name=None) -> ExtractedAsset   pass 2 for one asset
+
+Pass 1 reads the parsed script once (builtin_text.build_index) and finds
+- characters from cues (extensions and CONT'D dropped, joint cues split, YOUNG X / X (V.O.) as
+  X, first/last-name and title variants merged when the script supports it) and from names
+  introduced in capitals in action; group cues only when they speak a lot (builtin_characters);
+- locations from scene headings, variants merged, forced shot headings and VARIOUS LOCATIONS
+  left out (builtin_places);
+- props from capitalised objects in action and objects handled in more than one scene
+  (builtin_props).
+Aliases are then unified with the shared rules of extract/merge.py, and pass 2
+(builtin_describe) writes each description from the script's own sentences.
+"""
+
+from __future__ import annotations
+
+from stage5cli.extract.builtin_characters import (
+    Character,
+    aliases,
+    ckey,
+    core_tokens,
+    display,
+    find_characters,
+)
+from stage5cli.extract.builtin_describe import bound_mentions, describe_all
+from stage5cli.extract.builtin_places import Place, find_places
+from stage5cli.extract.builtin_props import Prop, find_props, prop_aliases, prop_name
+from stage5cli.extract.builtin_text import build_index
+from stage5cli.extract.merge import merge_assets
+from stage5cli.models import ExtractedAsset, Mention
+from stage5cli.screenplay.model import Screenplay
+
+__all__ = ["distill_builtin", "extract_builtin", "find_assets"]
+
+
+def _character_asset(c: Character) -> ExtractedAsset:
+    mentions = [
+        Mention(scene_number=scene, text=text, context=context)
+        for scene, (text, context, _kind) in sorted(c.mentions.items())
+    ]
+    if c.intro is not None and c.intro.scene not in c.mentions:
+        mentions.append(Mention(scene_number=c.intro.scene, text=c.intro.text, context=""))
+    return ExtractedAsset(
+        name=display(c),
+        type="character",
+        aliases=aliases(c),
+        mentions=bound_mentions(mentions),
+        extra={"lines": c.lines, "source": "cue" if c.from_cue else "action"},
+    )
+
+
+def _place_asset(p: Place) -> ExtractedAsset:
+    mentions = [
+        Mention(scene_number=scene, text=p.display, context=heading)
+        for scene, heading in p.scenes.items()
+    ]
+    return ExtractedAsset(
+        name=p.display,
+        type="location",
+        aliases=sorted(p.aliases),
+        mentions=bound_mentions(mentions),
+        extra={"source": "heading"},
+    )
+
+
+def _prop_asset(p: Prop) -> ExtractedAsset:
+    name = prop_name(p)
+    mentions = [
+        Mention(scene_number=scene, text=text, context=context)
+        for scene, (text, context) in p.mentions.items()
+    ]
+    return ExtractedAsset(
+        name=name,
+        type="prop",
+        aliases=prop_aliases(p, name),
+        mentions=bound_mentions(mentions),
+        extra={
+            "source": "caps" if p.caps else "handled" if p.handled else "recurring",
+            "handled": p.handled,
+            "handled_scenes": len(p.handled_scenes),
+        },
+    )
+
+
+def find_assets(sp: Screenplay) -> list[ExtractedAsset]:
+    """Pass 1 only: characters, locations and props with aliases and scene mentions."""
+    index = build_index(sp)
+    return _pass1(index)
+
+
+def _pass1(index) -> list[ExtractedAsset]:
+    chars, caps_props = find_characters(index)
+    char_words = {w for c in chars for n in c.names for w in core_tokens(ckey(n))}
+    places = find_places(index)
+    props = find_props(index, caps_props, char_words)
+    assets = [_character_asset(c) for c in chars]
+    assets += [_place_asset(p) for p in places]
+    assets += [_prop_asset(p) for p in props if p.mentions]
+    merged = merge_assets(assets)
+    for a in merged:
+        a.mentions = bound_mentions(a.mentions)
+    return merged
+
+
+def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[ExtractedAsset]:
+    """Both passes on a parsed script; deterministic, offline. Order: characters, locations,
+    props, each by first scene."""
+    index = build_index(sp)
+    assets = _pass1(index)
+    names = [n for a in assets if a.type == "character" for n in [a.name, *a.aliases]]
+    return describe_all(index, assets, style_name, character_names=names)
+
+
+def distill_builtin(
+    asset: ExtractedAsset, sp: Screenplay, *, style_name: str | None = None
+) -> ExtractedAsset:
+    """Pass 2 for one asset (the `describe` command without a model)."""
+    index = build_index(sp)
+    return describe_all(index, [asset], style_name)[0]

@@ -1,0 +1,488 @@
+"""Pass 1 for characters: cues, capitalised introductions in action, alias merging, mentions."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from .builtin_lexicon import (
+    AGE_PREFIXES,
+    ANIMALS,
+    BODY_PARTS,
+    CAMERA_WORDS,
+    DETERMINERS,
+    EVENT_WORDS,
+    GROUP_PREFIXES,
+    GROUP_WORDS,
+    NUMBER_WORDS,
+    OBJECT_COMPOUNDS,
+    OBJECT_NOUNS,
+    PREPOSITIONS,
+    SOUND_WORDS,
+    TITLES,
+    is_person_word,
+    is_plural_person,
+    singular,
+)
+from .builtin_text import CapsSpan, Index, in_quotes, sentences
+
+# a group that speaks this many times is kept as a character ("unless they speak a lot")
+GROUP_MIN_LINES = 5
+_JOINT = re.compile(r"\s+(?:AND|&)\s+|\s*/\s*")
+_DIGITS = re.compile(r"^\d+$")
+_TITLES = frozenset(t.rstrip(".") for t in TITLES)
+
+
+def ckey(name: str) -> str:
+    """Matching form of a character name: upper case, no leading article, no periods/possessive."""
+    n = name.upper().replace("’", "'")
+    n = re.sub(r"'S\b", "", n)
+    n = n.replace(".", " ").replace(",", " ")
+    words = n.split()
+    while len(words) > 1 and words[0] in ("THE", "A", "AN"):
+        words = words[1:]
+    return " ".join(words)
+
+
+def core_tokens(key: str) -> list[str]:
+    """Tokens of a key without leading titles and age words: YOUNG DR BENNETT -> [BENNETT]."""
+    words = key.split()
+    while len(words) > 1 and (words[0] in _TITLES or words[0] in AGE_PREFIXES):
+        words = words[1:]
+    return words
+
+
+def is_generic(key: str) -> bool:
+    """A name made only of common person words (WOMAN, OLD MAN, SECURITY GUARD's GUARD)."""
+    words = key.split()
+    return bool(words) and all(
+        is_person_word(w) or w in AGE_PREFIXES or w in ("VOICE", "THE") for w in words
+    )
+
+
+@dataclass
+class Character:
+    key: str
+    names: Counter = field(default_factory=Counter)  # spelling -> times seen
+    lines: int = 0
+    cue_scenes: set[int] = field(default_factory=set)
+    from_cue: bool = False
+    group: bool = False
+    intro: CapsSpan | None = None
+    ages: list[tuple[int, int]] = field(default_factory=list)  # (scene, age)
+    # scene -> (text, context, kind) where kind is "cue" or "action"
+    mentions: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+
+
+def split_joint(name: str) -> list[str]:
+    parts = [p.strip() for p in _JOINT.split(name) if p.strip()]
+    if len(parts) < 2:
+        return [name]
+    first = parts[0].split()
+    # PATRONS THREE AND FOUR -> PATRON THREE, PATRON FOUR
+    if len(first) >= 2 and (first[-1] in NUMBER_WORDS or _DIGITS.match(first[-1])):
+        head = " ".join(singular(w) for w in first[:-1])
+        out = [f"{head} {first[-1]}"]
+        for p in parts[1:]:
+            words = p.split()
+            if len(words) == 1 and (words[0] in NUMBER_WORDS or _DIGITS.match(words[0])):
+                out.append(f"{head} {words[0]}")
+            else:
+                out.append(p)
+        return out
+    return parts
+
+
+def _is_group(name: str, extensions: list[str]) -> bool:
+    words = ckey(name).split()
+    if not words:
+        return True
+    if any(w in GROUP_WORDS for w in words) or is_plural_person(words[-1]):
+        return True
+    if words[0] in GROUP_PREFIXES and len(words) > 1 and words[-1].endswith("S"):
+        return True
+    ext = " ".join(extensions).upper()
+    return "VARIOUS" in ext or ext.strip() in ("ALL", "TOGETHER", "IN UNISON")
+
+
+def _strip_det(words: list[str]) -> list[str]:
+    out = list(words)
+    while out and (out[0].upper() in DETERMINERS or out[0].upper() in NUMBER_WORDS):
+        out = out[1:]
+    return out
+
+
+def _head(words: list[str]) -> tuple[str, list[str]]:
+    """Head noun of a caps phrase and the phrase itself: KEY TO THE CITY -> KEY."""
+    for i, w in enumerate(words):
+        if i > 0 and w.upper() in PREPOSITIONS:
+            return words[i - 1], words
+    return words[-1], words
+
+
+def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str]):
+    """What a capitalised span in action is.
+
+    Returns ("mention", key), ("character", name), ("prop", phrase, head) or None.
+    `known` maps character keys (cue names) to themselves; `known_tokens` holds single-word cores.
+    """
+    words = [w.upper().replace("’", "'") for w in span.words]
+    # camera prefixes and "aka": ON SANDRA, ANGLE ON EDWARD, AKA DAN
+    while len(words) > 1 and (words[0] in CAMERA_WORDS or words[0] in ("AKA", "A.K.A.")):
+        words = words[1:]
+    while span.standalone and len(words) > 1 and words[0] in PREPOSITIONS:
+        words = words[1:]  # AT THE CAR
+    if words and (words[0].endswith("ING") and words[0] not in OBJECT_NOUNS) and span.standalone:
+        return None  # GRABBING THE SNAKE, SMASHING DOWN THREE CARS: an action line
+    whole = ckey(" ".join(words))
+    if whole in known:
+        return ("mention", whole)
+    if " ".join(core_tokens(whole)) in known and not is_generic(" ".join(core_tokens(whole))):
+        return ("character", " ".join(words))  # GROWN-UP EDWARD, YOUNG WILL
+    # joint mention: BRICK AND STEEL
+    if "AND" in words or "&" in words:
+        parts = [ckey(p) for p in re.split(r"\s+(?:AND|&)\s+", " ".join(words))]
+        if parts and all(p in known for p in parts):
+            return ("mention", parts[0], *parts[1:])
+        return None
+    core = _strip_det(words)
+    if not core:
+        return None
+    quantified = len(core) < len(words) and any(
+        w in NUMBER_WORDS or w in GROUP_PREFIXES for w in words[: len(words) - len(core)]
+    )
+    plain = [w[:-2] if w.endswith("'S") else w for w in core]
+    if any(w in SOUND_WORDS or w in CAMERA_WORDS or w in EVENT_WORDS for w in plain[-1:]):
+        # "THE PHONE RINGS AGAIN", "ANGLE ON", "A LAUGH": events, not things or people
+        if not (len(plain) > 1 and is_person_word(plain[-1])):
+            return None
+    head, phrase = _head(core)
+    head_plain = singular(head[:-2] if head.endswith("'S") else head)
+    # a possessive owner: SCOTT'S PAINTINGS, EDWARD'S PARACHUTE, BAKER'S WIFE
+    if len(core) >= 2 and core[0].endswith("'S"):
+        rest = core[1:]
+        rhead, rphrase = _head(rest)
+        if is_person_word(rhead) and not is_plural_person(rhead):
+            return ("character", " ".join(core))
+        if singular(rhead) in OBJECT_NOUNS:
+            return ("prop", " ".join(rphrase), singular(rhead))
+        return None
+    if head_plain in OBJECT_NOUNS or (
+        len(core) >= 2 and (core[-2], head_plain) in OBJECT_COMPOUNDS
+    ):
+        if span.standalone or span.det_before() or words[0] in DETERMINERS or len(core) >= 2:
+            return ("prop", " ".join(phrase), head_plain)
+        return None
+    if core[0] in GROUP_PREFIXES or quantified:
+        return None
+    if is_plural_person(head) or any(w in GROUP_WORDS for w in plain):
+        return None
+    if head_plain in BODY_PARTS:
+        return None
+    if head_plain in ANIMALS:
+        if head_plain in known:
+            return ("mention", head_plain)
+        return None
+    if is_person_word(head) and len(core) <= 5:
+        return ("character", " ".join(phrase))
+    # extension of a known name: KARL THE GIANT, WILL BLOOM, DICK STEEL, DR. JULIUS BENNETT
+    ctoks = core_tokens(ckey(" ".join(core)))
+    if 2 <= len(ctoks) <= 3 and (ctoks[0] in known_tokens or ctoks[-1] in known_tokens):
+        if not any(w in OBJECT_NOUNS for w in ctoks):
+            return ("character", " ".join(core))
+    if span.standalone:
+        return None
+    if any(w in PREPOSITIONS or w in SOUND_WORDS or w in CAMERA_WORDS for w in core):
+        return None
+    if len(core) <= 3 and not any(_DIGITS.match(w) for w in core):
+        if span.age_after() is not None or span.appositive_after() or span.intro_before():
+            return ("character", " ".join(core))
+    return None
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, k: str) -> str:
+        self.parent.setdefault(k, k)
+        while self.parent[k] != k:
+            self.parent[k] = self.parent[self.parent[k]]
+            k = self.parent[k]
+        return k
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
+    """Characters of the script and the prop candidates seen in capitalised spans.
+
+    Returns (characters, caps_props) where caps_props are (phrase, head, span) tuples for the
+    props pass.
+    """
+    chars: dict[str, Character] = {}
+
+    def get(key: str) -> Character:
+        c = chars.get(key)
+        if c is None:
+            c = chars[key] = Character(key)
+        return c
+
+    # 1. cues
+    for cue in index.cues:
+        for part in split_joint(cue.name):
+            key = ckey(part)
+            if not key or not any(ch.isalpha() for ch in key):
+                continue
+            c = get(key)
+            c.names[part] += 1
+            c.lines += 1
+            c.cue_scenes.add(cue.scene)
+            c.from_cue = True
+            if _is_group(part, cue.extensions):
+                c.group = True
+            if cue.scene not in c.mentions:
+                said = cue.line[:160]
+                c.mentions[cue.scene] = (part, f'{part}: "{said}"' if said else part, "cue")
+    known = {k: k for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
+    known_tokens = {core_tokens(k)[0] for k in known if len(core_tokens(k)) == 1}
+    known_tokens = {t for t in known_tokens if not is_generic(t) and len(t) >= 2}
+
+    # 2. capitalised spans in action
+    caps_props: list[tuple] = []
+    for span in index.caps:
+        got = classify_span(span, known, known_tokens)
+        if got is None:
+            continue
+        if got[0] == "prop":
+            caps_props.append((got[1], got[2], span))
+            continue
+        if got[0] == "mention":
+            for key in got[1:]:
+                c = chars[key]
+                if c.intro is None:
+                    c.intro = span
+                age = span.age_after()
+                if age is not None:
+                    c.ages.append((span.scene, age))
+            continue
+        name = got[1]
+        key = ckey(name)
+        c = get(key)
+        c.names[name] += 1
+        if c.intro is None:
+            c.intro = span
+        age = span.age_after()
+        if age is not None:
+            c.ages.append((span.scene, age))
+
+    live = {k: c for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
+
+    # 3. aliases
+    uf = _Union()
+    for k in live:
+        uf.find(k)
+    cores = {k: core_tokens(k) for k in live}
+    # YOUNG X / ADULT X -> X;  DR. BENNETT ~ DR. JULIUS BENNETT (same core)
+    by_core: dict[str, list[str]] = defaultdict(list)
+    for k, toks in cores.items():
+        by_core[" ".join(toks)].append(k)
+    for ks in by_core.values():
+        if len(ks) > 1 and not is_generic(" ".join(cores[ks[0]])):
+            for other in ks[1:]:
+                uf.union(ks[0], other)
+    for k in live:
+        words = k.split()
+        if len(words) >= 2 and words[0] in AGE_PREFIXES:
+            base = " ".join(words[1:])
+            if base in live and not is_generic(base):
+                uf.union(k, base)
+    # first / last name: BOB ~ CYBER BOB, ZACKY ~ ZACKY PRICE, BILLUPS ~ JACOB BILLUPS
+    singles = {k: toks[0] for k, toks in cores.items() if len(toks) == 1}
+    # a possessive name is a relation, not a full name: WILL'S DATE is not WILL
+    multis = {
+        k: toks
+        for k, toks in cores.items()
+        if len(toks) >= 2 and not any("'S " in n.upper() for n in live[k].names)
+    }
+    prefixes: set[str] = set()
+    for k, tok in singles.items():
+        if is_generic(tok):
+            continue
+        hits = [m for m, toks in multis.items() if toks[0] == tok or toks[-1] == tok]
+        roots = {uf.find(m) for m in hits}
+        if len(roots) == 1:
+            uf.union(k, hits[0])
+            for m in hits:
+                if multis[m][-1] == tok:
+                    prefixes.add(" ".join(multis[m][:-1]))
+    # the script's own pattern makes a generic one merge too: CYBER BOB/BOB -> CYBER BOSS/BOSS
+    for k, tok in singles.items():
+        if is_generic(tok):
+            for p in prefixes:
+                if f"{p} {tok}" in live:
+                    uf.union(k, f"{p} {tok}")
+    # a cue introduced with more words: HANDSOME MAN <- EXTREMELY HANDSOME MAN
+    for k, c in live.items():
+        if c.from_cue or len(k.split()) < 3:
+            continue
+        words = k.split()
+        for n in range(2, len(words)):
+            tail = " ".join(words[-n:])
+            if tail in live and live[tail].from_cue:
+                uf.union(k, tail)
+                break
+
+    groups: dict[str, list[Character]] = defaultdict(list)
+    for k, c in live.items():
+        groups[uf.find(k)].append(c)
+    merged = [_combine(members) for members in groups.values()]
+    _scan_mentions(index, merged)
+    return merged, caps_props
+
+
+def _combine(members: list[Character]) -> Character:
+    # the canonical name: the most used cue spelling, else the first introduction
+    def weight(c: Character) -> tuple:
+        return (c.lines, c.from_cue, len(c.key.split()), c.key)
+
+    best = max(members, key=weight)
+    out = Character(best.key)
+    for c in members:
+        out.names.update(c.names)
+        out.lines += c.lines
+        out.cue_scenes |= c.cue_scenes
+        out.from_cue |= c.from_cue
+        out.group |= c.group
+        out.ages.extend(c.ages)
+        for s, m in c.mentions.items():
+            out.mentions.setdefault(s, m)
+    intros = [c.intro for c in members if c.intro is not None]
+    if intros:
+        out.intro = min(intros, key=lambda s: (s.scene, s.para, s.start))
+    out.ages = sorted(set(out.ages))
+    return out
+
+
+def display(c: Character) -> str:
+    spellings = [n for n in c.names if ckey(n) == c.key] or list(c.names) or [c.key]
+    best = max(spellings, key=lambda n: (c.names[n], len(n)))
+    return " ".join(best.split())
+
+
+def aliases(c: Character) -> list[str]:
+    name = display(c)
+    seen = {ckey(name)}
+    out: list[str] = []
+    for n, _ in sorted(c.names.items(), key=lambda kv: (-kv[1], kv[0])):
+        k = ckey(n)
+        if k not in seen:
+            seen.add(k)
+            out.append(" ".join(n.split()))
+    return out
+
+
+def token_owners(chars: list[Character]) -> Counter:
+    """How many characters use each name word (a first name shared by two is ambiguous)."""
+    owners: Counter = Counter()
+    for c in chars:
+        toks = set()
+        for n in c.names:
+            toks.update(core_tokens(ckey(n)))
+        owners.update(toks)
+    return owners
+
+
+def surfaces(c: Character, token_owner: Counter) -> set[str]:
+    """Spellings that name this character in action text (CAPS and Title case).
+
+    A name made only of common words (WOMAN, NURSE) is matched in capitals only.
+    """
+    forms: set[str] = set()
+    for n in c.names:
+        raw = " ".join(n.upper().split())
+        key = ckey(n)
+        toks = core_tokens(key)
+        variants = {raw, key}
+        if not is_generic(" ".join(toks)):
+            variants.add(" ".join(toks))  # DR. BENNETT -> BENNETT, but OLD WOMAN is not WOMAN
+        if len(toks) >= 2:
+            for t in (toks[0], toks[-1]):
+                if len(t) >= 3 and token_owner[t] == 1 and not is_person_word(t):
+                    variants.add(t)
+        for v in variants:
+            if not v or not any(ch.isalpha() for ch in v):
+                continue
+            forms.add(v)
+            if len(v.split()) > 1 or not is_generic(v):
+                forms.add(_title(v))
+    return forms
+
+
+def _title(name: str) -> str:
+    out = []
+    for w in name.split():
+        out.append(w[:1] + w[1:].lower() if w[:1].isalpha() else w)
+    return " ".join(out)
+
+
+def _scan_mentions(index: Index, chars: list[Character]) -> None:
+    owner: dict[str, Character] = {}
+    token_owner = token_owners(chars)
+    for c in chars:
+        for f in surfaces(c, token_owner):
+            owner.setdefault(f, c)
+    if not owner:
+        return
+    forms = sorted(owner, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w])")
+    for i, p in enumerate(index.paragraphs):
+        if p.kind == "dialogue":
+            continue
+        for m in pattern.finditer(p.text):
+            if '"' in p.text and in_quotes(p.text, m.start()):
+                continue  # "GURU 12 MI." on a sign
+            c = owner[m.group(0)]
+            generic = is_generic(ckey(m.group(0))) and len(m.group(0).split()) == 1
+            if generic and caps_neighbour(p.text, m.start(), m.end()):
+                continue  # MAN inside "HEAVYSET MAN IN OVERALLS"
+            age = AGE_AT.match(p.text, m.end())
+            if age is not None:
+                c.ages.append((p.scene, int(age.group("age"))))
+            have = c.mentions.get(p.scene)
+            if have is not None and have[2] == "action":
+                continue
+            c.mentions[p.scene] = (m.group(0), _sentence_at(index, i, m.start()), "action")
+    for c in chars:
+        c.ages = sorted(set(c.ages))
+
+
+AGE_AT = re.compile(
+    r"\s*(?:,\s*(?:age\s+|aged\s+|now\s+)?|\(\s*|\s+is\s+(?:now\s+)?)(?P<age>\d{1,3})(?:'?s\b|\s*\)|,|\.|\s)",
+    re.IGNORECASE,
+)
+
+
+def caps_neighbour(text: str, start: int, end: int) -> bool:
+    before = text[:start].rstrip().split(" ")[-1:] or [""]
+    after = text[end:].lstrip().split(" ")[:1] or [""]
+    for w in (before[0], after[0]):
+        w = w.strip(",.;:!?\"'()")
+        if len(w) > 1 and w.isupper() and w not in DETERMINERS:
+            return True
+    return False
+
+
+def _sentence_at(index: Index, para: int, pos: int) -> str:
+    text = index.paragraphs[para].text
+    offset = 0
+    for s in sentences(text):
+        at = text.find(s, offset)
+        if at <= pos < at + len(s) + 1:
+            return s[:240]
+        offset = max(offset, at)
+    return text[:240]

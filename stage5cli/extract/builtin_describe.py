@@ -1,0 +1,565 @@
+"""Pass 2 of the built-in extractor: a visual description assembled from the script's own
+sentences about each asset, a confidence from the amount of evidence, priority from line and
+scene counts, and visual conflicts from contradictory colour / size / age words across scenes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from stage5cli.extract.builtin_characters import (
+    AGE_AT,
+    caps_neighbour,
+    ckey,
+    core_tokens,
+    is_generic,
+    split_joint,
+)
+from stage5cli.extract.builtin_lexicon import (
+    APPEARANCE_NOUNS,
+    APPEARANCE_WORDS,
+    COLOURS,
+    DETERMINERS,
+    PLACE_NOUNS,
+    PREPOSITIONS,
+    SIZE_GROUPS,
+    VISUAL_NOUNS,
+    VISUAL_WORDS,
+    is_person_word,
+    singular,
+)
+from stage5cli.extract.builtin_places import place_key
+from stage5cli.extract.builtin_props import noun_key, noun_like
+from stage5cli.extract.builtin_text import Index, in_quotes
+from stage5cli.models import ExtractedAsset, Mention
+
+MAX_SCRIPT_SENTENCES = 4
+MAX_SENTENCE_CHARS = 260
+MAX_CONTEXT_MENTIONS = 12
+_WORDS = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+")
+_COLOUR_FOLD = {"GREY": "GRAY", "BLOND": "BLONDE", "GOLDEN": "GOLD", "RED-HEADED": "REDHEADED"}
+
+
+@dataclass
+class Evidence:
+    sentences: list[tuple[int, str]] = field(default_factory=list)  # (scene, text)
+    ages: list[tuple[int, int]] = field(default_factory=list)
+    scenes: set[int] = field(default_factory=set)
+    intro: str = ""
+    # sentences where the asset is the subject ("Chalf is ...", "Charya's eyes ...") or, for a
+    # prop, where visual words stand right before its noun ("a large red LED clock")
+    focused: set[str] = field(default_factory=set)
+
+
+def _title(name: str) -> str:
+    words = []
+    for w in name.split():
+        words.append(w[:1].upper() + w[1:].lower() if w.isupper() and len(w) > 1 else w)
+    return " ".join(words)
+
+
+def _char_surfaces(names: list[str]) -> set[str]:
+    out: set[str] = set()
+    for n in names:
+        raw = " ".join(n.upper().split())
+        key = ckey(n)
+        core = " ".join(core_tokens(key))
+        variants = {raw, key} | ({core} if not is_generic(core) else set())
+        for v in variants:
+            if v and any(c.isalpha() for c in v):
+                out.add(v)
+                if len(v.split()) > 1 or not is_generic(v):
+                    out.add(_title(v))
+    return out
+
+
+def _prop_surfaces(names: list[str]) -> set[str]:
+    out: set[str] = set()
+    for n in names:
+        words = n.split()
+        if not words:
+            continue
+        phrase = " ".join(words)
+        head = words[-1].lower()
+        for form in {phrase.lower(), head, singular(head), _plural(singular(head))}:
+            out.update({form, form.upper(), form[:1].upper() + form[1:]})
+    return {s for s in out if len(s) >= 3}
+
+
+def _plural(word: str) -> str:
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
+    """One pass over the action text: the sentences that name each character or prop."""
+    evidence = [Evidence() for _ in assets]
+    owners: dict[str, list[int]] = defaultdict(list)
+    is_char = [a.type == "character" for a in assets]
+    for i, a in enumerate(assets):
+        names = [a.name, *a.aliases]
+        if a.type == "character":
+            forms = _char_surfaces(names)
+        elif a.type == "prop":
+            forms = _prop_surfaces(names)
+        else:
+            continue
+        for f in forms:
+            owners[f].append(i)
+    if owners:
+        alternation = "|".join(re.escape(f) for f in sorted(owners, key=len, reverse=True))
+        pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
+    else:
+        pattern = None
+    for pi, para in enumerate(index.paragraphs):
+        if para.kind != "action" or pattern is None:
+            continue
+        hits = list(pattern.finditer(para.text))
+        if not hits:
+            continue
+        sents = index.para_sentences(pi)
+        bounds = []
+        pos = 0
+        for s in sents:
+            at = para.text.find(s, pos)
+            bounds.append((at, at + len(s)))
+            pos = max(pos, at)
+        per_sentence: dict[int, set[int]] = defaultdict(set)
+        quoted = '"' in para.text
+        for m in hits:
+            text = m.group(0)
+            if quoted and in_quotes(para.text, m.start()):
+                continue
+            if (
+                len(text.split()) == 1
+                and text.isupper()
+                and caps_neighbour(para.text, m.start(), m.end())
+            ):
+                if any(is_char[i] and is_generic(ckey(text)) for i in owners[text]):
+                    continue
+            si = next((k for k, (s, e) in enumerate(bounds) if s <= m.start() < e + 1), None)
+            if si is None:
+                continue
+            sentence_start = bounds[si][0]
+            prev = para.text[: m.start()].split()[-1:] or [""]
+            thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
+            for i in owners[text]:
+                if not is_char[i] and not thing:
+                    continue  # "he can see": not the can
+                per_sentence[si].add(i)
+                if is_char[i] and _is_subject(para.text, sentence_start, m.start(), m.end()):
+                    evidence[i].focused.add(sents[si])
+                elif not is_char[i] and _modified(para.text, m.start()):
+                    evidence[i].focused.add(sents[si])
+                if is_char[i]:
+                    age = AGE_AT.match(para.text, m.end())
+                    if age is not None:
+                        evidence[i].ages.append((para.scene, int(age.group("age"))))
+                    if not evidence[i].intro and text.isupper():
+                        evidence[i].intro = sents[si]
+        for si, ids in per_sentence.items():
+            for i in ids:
+                evidence[i].sentences.append((para.scene, sents[si]))
+                evidence[i].scenes.add(para.scene)
+    return evidence
+
+
+_SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
+
+
+def _is_subject(text: str, sentence_start: int, start: int, end: int) -> bool:
+    """The name is what its sentence is about: it opens the sentence ("Young Chalf is", "The Old
+    Woman"), or starts a clause and a verb follows ("In black shoes, Joe is dressed for work",
+    "Kate, wearing all black, enters"), or a possessive names a feature ("Charya's eyes")."""
+    lead = text[sentence_start:start].strip().upper().split()
+    if all(w in ("THE", "YOUNG", "OLD", "LITTLE", "A", "AN") for w in lead):
+        return True
+    before = text[sentence_start:start].rstrip()
+    after = _WORDS.findall(text[end : end + 30])
+    starts_clause = before.endswith((",", ";", "--")) or (
+        bool(lead) and lead[-1] in _SUBJECT_BEFORE
+    )
+    if starts_clause and after:
+        nxt = after[0]
+        if nxt.islower() and nxt.upper() not in PREPOSITIONS and nxt.upper() not in DETERMINERS:
+            return True
+    if text[end : end + 2] in ("'s", "’s"):
+        after = _WORDS.findall(text[end + 2 : end + 40])[:2]
+        return any(
+            singular(w.upper()) in APPEARANCE_NOUNS or w.upper() in APPEARANCE_NOUNS for w in after
+        )
+    return False
+
+
+def _modified(text: str, start: int) -> bool:
+    """Visual words in the noun phrase before a noun: "a large red LED clock", "his gold ring"."""
+    before = re.findall(r"[A-Za-z][A-Za-z'\-]*|[^\sA-Za-z]", text[max(0, start - 60) : start])
+    for w in reversed(before):
+        up = w.upper()
+        if not w[0].isalpha() or up in DETERMINERS or up in PREPOSITIONS or up.endswith("'S"):
+            return False
+        if up in VISUAL_WORDS and up not in VISUAL_NOUNS:
+            return True
+    return False
+
+
+_PEOPLE_WORDS = frozenset("HE SHE THEY HIM HER HIS HERS THEIR THEM".split())
+
+
+def _visual_score(sentence: str) -> int:
+    words = [w.upper() for w in _WORDS.findall(sentence)]
+    score = sum(1 for w in words if w in VISUAL_WORDS)
+    if re.search(r"\b\d{1,2}'?s?\b|\(\d{1,2}\)", sentence):
+        score += 1
+    return score
+
+
+_LOOK_LEADS = frozenset("HIS HER THEIR ITS A AN IN WITH WEARING".split())
+_CLAUSE_END = frozenset("AND BUT WITH OR".split())
+
+
+def _look_score(sentence: str) -> int:
+    """How much a sentence says about what a person looks like.
+
+    Clothing and body words count after "his / her / a / in / with / wearing" ("in a blue
+    coat", "with braces"); look adjectives count before such a word or a person word ("a giant
+    man") or standing as a predicate ("40's and handsome,"); colours only before such a word.
+    """
+    if sentence.isupper():
+        return 0  # a shot line: KARL THE GIANT
+    tokens = re.findall(r"[A-Za-z][A-Za-z'\-]*|\d+|[^\sA-Za-z\d]", sentence)
+    words = [t.upper() for t in tokens]
+    score = 0
+
+    def wearable(w: str) -> bool:
+        return w in APPEARANCE_NOUNS or singular(w) in APPEARANCE_NOUNS
+
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else "."
+        nxt2 = words[i + 2] if i + 2 < len(words) else "."
+        if wearable(w) and any(p in _LOOK_LEADS for p in words[max(0, i - 3) : i]):
+            score += 1
+        elif w in ("WEARING", "WEARS", "WORE", "DRESSED", "CLAD"):
+            score += 1
+        elif w in APPEARANCE_WORDS or w in COLOURS:
+            prev = words[i - 1] if i else "."
+            person_after = w not in COLOURS and is_person_word(nxt) and prev in ("A", "AN", ",")
+            if wearable(nxt) or wearable(nxt2) or person_after:
+                score += 1
+            elif w not in COLOURS and (not nxt[:1].isalpha() or nxt in _CLAUSE_END):
+                score += 1
+    if _AGE_MARK.search(sentence):
+        score += 1
+    return score
+
+
+# "BRICK, 40s,", "EDWARD BLOOM, 40's and handsome", "WILL, now 17 with", "Will (29)", "AGE 3"
+_AGE_MARK = re.compile(
+    r",\s*(?:now\s+|about\s+|also\s+)?\d{1,2}(?:'?s)?(?=\s*(?:,|\.|\)|and\b|with\b|is\b|in\b))"
+    r"|\(\d{1,2}\)|\bage \d",
+    re.IGNORECASE,
+)
+
+
+def _place_score(sentence: str) -> int:
+    """How much a sentence says about what a place looks like (0 when it is about people)."""
+    words = [w.upper() for w in _WORDS.findall(sentence)]
+    if any(w in _PEOPLE_WORDS for w in words):
+        return 0
+    places = sum(1 for w in words if w in PLACE_NOUNS or singular(w) in PLACE_NOUNS)
+    looks = sum(1 for w in words if w in VISUAL_WORDS and w not in VISUAL_NOUNS)
+    return places + looks if places and (looks or places >= 2) else 0
+
+
+def _tidy(sentence: str) -> str:
+    s = " ".join(sentence.split()).strip()
+    s = s.rstrip(":;,-– ")
+    if len(s) > MAX_SENTENCE_CHARS:
+        cut = s.rfind(",", 0, MAX_SENTENCE_CHARS)
+        s = s[: cut if cut > 80 else MAX_SENTENCE_CHARS].rstrip(" ,;")
+    if s and s[-1] not in ".!?\"'":
+        s += "."
+    return s[:1].upper() + s[1:]
+
+
+def _pick(candidates: list[tuple[int, str, int]], first: str = "") -> list[str]:
+    """Up to MAX_SCRIPT_SENTENCES sentences, the best-scored ones, in script order."""
+    chosen: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    if first:
+        chosen.append((-1, first))
+        seen.add(first)
+    ranked = sorted(
+        (c for c in candidates if c[2] > 0 and c[1] not in seen), key=lambda c: (-c[2], c[0])
+    )
+    for scene, text, _ in ranked:
+        if len(chosen) >= MAX_SCRIPT_SENTENCES:
+            break
+        if text in seen:
+            continue
+        seen.add(text)
+        chosen.append((scene, text))
+    chosen.sort(key=lambda c: c[0])
+    return [_tidy(t) for _, t in chosen]
+
+
+def _setting(index: Index, scenes: list[int]) -> str:
+    """A sentence from the headings: interior/exterior and the times of day it is seen at."""
+    by_number = {s.number: s for s in index.sp.scenes}
+    ie: Counter = Counter()
+    times: Counter = Counter()
+    for n in scenes:
+        s = by_number.get(n)
+        if s is None:
+            continue
+        if s.int_ext:
+            ie[s.int_ext] += 1
+        for t in (s.time_of_day or "").replace("/", "-").split("-"):
+            t = t.strip().upper()
+            for core in (
+                "DAY",
+                "NIGHT",
+                "DAWN",
+                "DUSK",
+                "MORNING",
+                "EVENING",
+                "AFTERNOON",
+                "SUNSET",
+                "SUNRISE",
+                "TWILIGHT",
+                "MAGIC HOUR",
+                "PRE-DAWN",
+            ):
+                if core in t.split() or t == core:
+                    times[core.lower()] += 1
+                    break
+    kinds = {
+        "INT": "an interior",
+        "EXT": "an exterior",
+        "INT/EXT": "an interior and exterior",
+        "EST": "an establishing exterior",
+    }
+    parts = [kinds[k] for k, _ in ie.most_common() if k in kinds]
+    if not parts and not times:
+        return ""
+    what = " and ".join(dict.fromkeys(parts)) or "a place"
+    when = ""
+    if times:
+        names = [f"by {t}" if t == "day" else f"at {t}" for t, _ in times.most_common(3)]
+        when = ", seen " + (" and ".join(names) if len(names) <= 2 else ", ".join(names))
+    return _tidy(f"{what[:1].upper()}{what[1:]}{when}")
+
+
+def _generic(asset: ExtractedAsset, style_name: str | None) -> list[str]:
+    style = f" in the {style_name} style" if style_name else ""
+    name = _title(asset.name) if asset.type != "prop" else asset.name
+    if asset.type == "character":
+        return [
+            f"{name}, shown as a full-length character reference{style}.",
+            "The script gives no further visual description, so build, clothing and colouring "
+            "are open to design.",
+            "Neutral pose, plain background, even lighting.",
+        ]
+    if asset.type == "location":
+        return [
+            f"{name}, seen in a wide establishing view{style}.",
+            "The script gives no further visual description of this place, so its details are "
+            "open to design.",
+            "No people in frame, clear sense of scale and depth.",
+        ]
+    return [
+        f"The {name}, shown on its own as a prop reference{style}.",
+        "The script gives no further visual description, so size, material and colour are "
+        "open to design.",
+        "Three-quarter view, plain background, even lighting.",
+    ]
+
+
+def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
+    details: list[str] = []
+    ages = sorted(ev.ages, key=lambda a: (a[0], a[1]))
+    if asset.type == "character" and ages:
+        first: dict[int, int] = {}
+        for scene, age in ages:
+            first.setdefault(age, scene)
+        values = sorted(first.items(), key=lambda kv: kv[1])
+        if max(first) - min(first) >= 10:
+            shown = " vs ".join(f"{age} (scene {scene})" for age, scene in values[:4])
+            details.append(f"age: {shown}")
+    attrs: dict[str, dict[str, int]] = defaultdict(dict)  # noun -> value -> first scene
+    head = asset.name.split()[-1].upper() if asset.type == "prop" else ""
+    for scene, text in sorted(ev.sentences):
+        if text not in ev.focused and text != ev.intro:
+            continue
+        words = [w.upper() for w in _WORDS.findall(text)]
+        for i, w in enumerate(words):
+            colour = _COLOUR_FOLD.get(w, w) if w in COLOURS else None
+            size = SIZE_GROUPS.get(w)
+            if colour is None and size is None:
+                continue
+            for n in words[i + 1 : i + 3]:
+                noun = singular(n)
+                target = noun if noun in VISUAL_NOUNS or n in VISUAL_NOUNS else None
+                if asset.type == "prop" and singular(n) == singular(head):
+                    target = singular(head)
+                if target is None:
+                    continue
+                kind = "colour" if colour else "size"
+                value = (colour or size or "").lower()
+                attrs[f"{target.lower()}|{kind}"].setdefault(value, scene)
+                break
+    for key, values in sorted(attrs.items()):
+        if len(values) < 2 or len(set(values.values())) < 2:
+            continue
+        noun = key.split("|")[0]
+        ordered = sorted(values.items(), key=lambda kv: kv[1])
+        shown = " vs ".join(f"{v} (scene {s})" for v, s in ordered[:4])
+        details.append(f"{noun}: {shown}")
+    return details
+
+
+def _cue_lines(index: Index) -> Counter:
+    lines: Counter = Counter()
+    for cue in index.cues:
+        for part in split_joint(cue.name):
+            lines[ckey(part)] += 1
+    return lines
+
+
+def describe_all(
+    index: Index,
+    assets: list[ExtractedAsset],
+    style_name: str | None = None,
+    character_names: list[str] | None = None,
+) -> list[ExtractedAsset]:
+    """Pass 2 for every asset at once (one scan of the text); returns new assets.
+
+    `character_names` (all names and aliases of the script's characters) keeps sentences about
+    people out of location descriptions; found from the script when not given.
+    """
+    evidence = _gather(index, assets)
+    n_scenes = max(1, len(index.heading_scenes))
+    lines = _cue_lines(index)
+    max_lines = max(lines.values(), default=0)
+    location_scenes: dict[str, set[int]] = defaultdict(set)
+    headings = {}
+    for s in index.sp.scenes:
+        if s.number > 0 and not s.forced and s.location:
+            location_scenes[place_key(s.location)].add(s.number)
+            headings[s.number] = s
+    openings = _openings(index)
+    with_characters: set[str] = set()
+    if any(a.type == "location" for a in assets):
+        if character_names is None:
+            from stage5cli.extract.builtin_characters import find_characters
+
+            character_names = [n for c in find_characters(index)[0] for n in c.names]
+        with_characters = _sentences_naming(openings, _char_surfaces(list(character_names)))
+    out: list[ExtractedAsset] = []
+    for asset, ev in zip(assets, evidence, strict=True):
+        a = asset.model_copy(update={"extra": dict(asset.extra), "aliases": list(asset.aliases)})
+        names = [a.name, *a.aliases]
+        scenes = set(a.scenes) | ev.scenes
+        if a.type == "character":
+            n_lines = sum(lines.get(k, 0) for k in {ckey(n) for n in names})
+            cands = [
+                (sc, t, _look_score(t))
+                for sc, t in ev.sentences
+                if t in ev.focused and t != ev.intro
+            ]
+            script = _pick(cands, ev.intro)
+            a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
+                3, 0.08 * n_scenes
+            )
+            evidence_count = len(scenes) + len(script) + min(n_lines, 30) / 3
+            a.extra = {**a.extra, "lines": n_lines}
+        elif a.type == "location":
+            keys = {place_key(n) for n in names}
+            for k in keys:
+                scenes |= location_scenes.get(k, set())
+            # only the opening sentences of each scene describe the place
+            cands = [
+                (n, text, _place_score(text))
+                for n in sorted(scenes)
+                for text in openings.get(n, [])
+                if text not in with_characters
+            ]
+            script = _pick(cands)
+            setting = _setting(index, sorted(scenes))
+            if setting:
+                script = script[: MAX_SCRIPT_SENTENCES - 1] + [setting]
+            a.is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
+            evidence_count = len(scenes) + len(script)
+        else:
+            cands = [(sc, t, _visual_score(t)) for sc, t in ev.sentences if t in ev.focused]
+            script = _pick(cands)
+            handled = int(a.extra.get("handled_scenes", 0))
+            a.is_priority = handled >= 2 or len(scenes) >= max(3, 0.03 * n_scenes)
+            evidence_count = len(scenes) + len(script) + handled
+        generic = _generic(a, style_name)
+        text = list(script)
+        for g in generic:
+            if len(text) >= 3:
+                break
+            text.append(g)
+        a.description = " ".join(text[:5])
+        a.extra = {
+            **a.extra,
+            "scenes": len(scenes),
+            "description_source": "script"
+            if len(script) >= 3
+            else ("generic" if not script else "script+generic"),
+        }
+        a.confidence_score = round(min(0.99, 1 - 0.75**evidence_count), 2)
+        details = _conflicts(a, ev)
+        a.has_conflicts = bool(details)
+        a.conflict_details = "; ".join(details)
+        if not a.mentions and scenes:
+            a.mentions = _mentions_from(ev, scenes, headings)
+        out.append(a)
+    return out
+
+
+def _sentences_naming(openings: dict[int, list[str]], forms: set[str]) -> set[str]:
+    if not forms:
+        return set()
+    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
+    return {t for texts in openings.values() for t in texts if pattern.search(t)}
+
+
+def _openings(index: Index) -> dict[int, list[str]]:
+    """The first sentences (up to three) of the first action paragraph of every scene."""
+    firsts: dict[int, list[str]] = {}
+    for pi, para in enumerate(index.paragraphs):
+        if para.kind == "action" and para.scene not in firsts:
+            firsts[para.scene] = index.para_sentences(pi)[:3]
+    return firsts
+
+
+def _mentions_from(ev: Evidence, scenes: set[int], headings: dict) -> list[Mention]:
+    by_scene: dict[int, str] = {}
+    for scene, text in ev.sentences:
+        by_scene.setdefault(scene, text)
+    out = []
+    for n in sorted(scenes):
+        context = by_scene.get(n) or (
+            " ".join(headings[n].heading.split()) if n in headings else ""
+        )
+        out.append(Mention(scene_number=n, text="", context=context[:240]))
+    return bound_mentions(out)
+
+
+def bound_mentions(mentions: list[Mention]) -> list[Mention]:
+    """All scenes kept; a context quote on the first MAX_CONTEXT_MENTIONS only."""
+    out = []
+    for i, m in enumerate(sorted(mentions, key=lambda m: m.scene_number)):
+        if i >= MAX_CONTEXT_MENTIONS and m.context:
+            m = m.model_copy(update={"context": ""})
+        out.append(m)
+    return out

@@ -1,0 +1,337 @@
+"""Pass 1 for props: capitalised objects in action, objects handled repeatedly, and objects the
+action keeps coming back to. Modest on purpose: a prop must be named in capitals as an object,
+or be the object of handling verbs in more than one scene, or recur often for the script's size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from stage5cli.extract.builtin_lexicon import (
+    ANIMALS,
+    BODY_PARTS,
+    COLOURS,
+    DETERMINERS,
+    HANDLED_OK,
+    HANDLING_VERBS,
+    NOT_PROPS,
+    NUMBER_WORDS,
+    OBJECT_COMPOUNDS,
+    OBJECT_NOUNS,
+    PREPOSITIONS,
+    SIZES,
+    VERB_PARTICLES,
+    VISUAL_NOUNS,
+    VISUAL_WORDS,
+    is_person_word,
+    singular,
+)
+from stage5cli.extract.builtin_text import CapsSpan, Index, sentences
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|--+|[.,;:!?\"()\[\]-]")
+_PRONOUNS = frozenset("HIM HER THEM ME US YOU IT ITSELF HIMSELF HERSELF THEMSELVES".split())
+# a word before a noun that shows the "noun" is really a verb ("he watches", "to ring")
+_VERB_CONTEXT = frozenset(
+    "HE SHE IT THEY WE I YOU WHO WHICH TO CAN COULD WILL WOULD SHOULD MUST MAY MIGHT NOT NEVER "
+    "ALSO JUST DON'T DOESN'T DIDN'T WON'T CAN'T".split()
+)
+_ADJECTIVES = (COLOURS | SIZES | VISUAL_WORDS) - VISUAL_NOUNS - OBJECT_NOUNS
+_ADVERBS = frozenset(
+    "AGAIN AWAY BACK ASIDE TOGETHER OPEN CLOSED SHUT TIGHT TOO NOW THEN HERE THERE STILL EVEN "
+    "ONLY FIRST LAST ONCE TWICE".split()
+)
+
+
+@dataclass
+class Prop:
+    head: str  # singular, lower case ("printer", "traffic light")
+    phrases: Counter = field(default_factory=Counter)  # how the script names it
+    caps: Counter = field(default_factory=Counter)  # capitalised names ("LASER PRINTER")
+    handled: int = 0
+    handled_scenes: set[int] = field(default_factory=set)
+    mentions: dict[int, tuple[str, str]] = field(default_factory=dict)  # scene -> (text, context)
+    count: int = 0  # noun occurrences in action and dialogue
+    scenes: set[int] = field(default_factory=set)  # scenes with such an occurrence
+    caps_span: CapsSpan | None = None
+
+
+_LEXICON_KEYS = frozenset(w.lower() for w in OBJECT_NOUNS)
+
+
+def noun_like(t: str, key: str, prev: str) -> bool:
+    """Is this occurrence a thing? "the phone rings", "he watches", "Edward rings" are verbs.
+
+    A word ending in -s counts only after a determiner, possessive, number, preposition or
+    adjective; any other word not after a subject pronoun, a modal or a name.
+    """
+    up_prev = prev.upper()
+    if t[-1] in "sS" and key != t.lower():
+        return (
+            not prev[:1].isalpha()
+            or up_prev in DETERMINERS
+            or up_prev.endswith(("'S", "S'"))
+            or up_prev in NUMBER_WORDS
+            or up_prev in PREPOSITIONS
+            or up_prev in _ADJECTIVES
+        )
+    if up_prev in _VERB_CONTEXT:
+        return False
+    name_before = (
+        len(prev) > 1
+        and prev[0].isupper()
+        and prev[1:].islower()
+        and up_prev not in DETERMINERS
+        and not up_prev.endswith("'S")
+    )
+    return not name_before
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.replace("’", "'"))
+
+
+_NOUN_KEYS: dict[str, str] = {}
+
+
+def noun_key(word: str) -> str:
+    got = _NOUN_KEYS.get(word)
+    if got is None:
+        w = word.upper().replace("’", "'")
+        if w.endswith("'S"):
+            w = w[:-2]
+        got = singular(w).lower()
+        if len(_NOUN_KEYS) < 50_000:
+            _NOUN_KEYS[word] = got
+    return got
+
+
+def _excluded(key: str, char_words: set[str]) -> bool:
+    up = key.upper()
+    if len(up) < 3 or not up.replace("-", "").isalpha():
+        return True
+    if up in HANDLED_OK:
+        return False
+    return (
+        up in NOT_PROPS
+        or up in BODY_PARTS
+        or up in ANIMALS
+        or up in _PRONOUNS
+        or up in DETERMINERS
+        or up in PREPOSITIONS
+        or up in _ADVERBS
+        or up.endswith("LY")
+        or is_person_word(up)
+        or (up in char_words and up not in OBJECT_NOUNS)
+    )
+
+
+def _handled_objects(tokens: list[str], char_words: set[str]):
+    """(head, phrase) of each object after a handling verb: "picks up a stone" -> stone."""
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if tok.upper() not in HANDLING_VERBS:
+            continue
+        j = i + 1
+        skipped = 0
+        while j < n and tokens[j].upper() in VERB_PARTICLES and skipped < 2:
+            j += 1
+            skipped += 1
+        # an indirect object: "hands Zacky his flashlight", "hands him the ring"
+        if j + 1 < n and (tokens[j].upper() in _PRONOUNS or tokens[j][:1].isupper()):
+            if tokens[j + 1].upper() in DETERMINERS or tokens[j + 1].upper().endswith("'S"):
+                j += 1
+        has_det = False
+        while j < n and (
+            tokens[j].upper() in DETERMINERS
+            or tokens[j].upper().endswith(("'S", "S'"))
+            or tokens[j].upper() in NUMBER_WORDS
+        ):
+            has_det = True
+            j += 1
+        words: list[str] = []
+        while j < n and len(words) < 3:
+            t = tokens[j]
+            up = t.upper()
+            if t == "," and words and words[-1].upper() in _ADJECTIVES:
+                j += 1  # "a large, heavy crowbar"
+                continue
+            if not t[0].isalpha() or up in PREPOSITIONS or up in VERB_PARTICLES or up in _ADVERBS:
+                break
+            if up in HANDLING_VERBS and words:
+                break
+            if up in DETERMINERS:  # "all the car gauges": the phrase starts again
+                words = []
+                has_det = True
+                j += 1
+                continue
+            words.append(t)
+            j += 1
+        if not words:
+            continue
+        head = noun_key(words[-1])
+        if not has_det and head.upper() not in OBJECT_NOUNS:
+            continue
+        if _excluded(head, char_words):
+            continue
+        yield head, " ".join(w.lower() for w in words)
+
+
+def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> list[Prop]:
+    """Props of the script. `caps_props` come from the characters pass: (phrase, HEAD, span)."""
+    props: dict[str, Prop] = {}
+
+    def get(head: str) -> Prop:
+        p = props.get(head)
+        if p is None:
+            p = props[head] = Prop(head)
+        return p
+
+    # 1. capitalised objects
+    for phrase, head, span in caps_props:
+        key = noun_key(head)
+        words = phrase.split()
+        if len(words) >= 2 and (words[-2], head) in OBJECT_COMPOUNDS:
+            key = f"{words[-2].lower()} {key}"
+        if _excluded(key.split()[-1], set()) and key.upper() not in OBJECT_NOUNS:
+            continue
+        p = get(key)
+        # "GIGANTIC STEYR-AUG SNIPER RIFLE" -> "STEYR-AUG SNIPER RIFLE"
+        while len(words) > 2 and words[0] in SIZES:
+            words = words[1:]
+        p.caps[" ".join(words)] += 1
+        if p.caps_span is None:
+            p.caps_span = span
+
+    # 2. handled objects (action only), then occurrences of every candidate noun
+    compounds = {f"{a.lower()} {b.lower()}" for a, b in OBJECT_COMPOUNDS}
+    compound_heads = {c.split()[-1] for c in compounds}
+    handled: list[tuple[str, str, int, int]] = []
+    token_lists: list[list[str]] = []
+    for pi, para in enumerate(index.paragraphs):
+        tokens = _tokens(para.text) if para.kind != "forced_heading" else []
+        token_lists.append(tokens)
+        if para.kind == "action":
+            for head, phrase in _handled_objects(tokens, char_words):
+                handled.append((head, phrase, pi, para.scene))
+    wanted = _LEXICON_KEYS | compound_heads | set(props) | {h for h, _, _, _ in handled}
+    occurrences: dict[str, list[tuple[int, int]]] = defaultdict(list)  # key -> (para, scene)
+    for pi, tokens in enumerate(token_lists):
+        scene = index.paragraphs[pi].scene
+        prev = ""
+        prev_key = ""
+        for t in tokens:
+            if not t[0].isalpha():
+                prev, prev_key = t, ""
+                continue
+            key = noun_key(t)
+            if key in wanted:
+                compound = f"{prev_key} {key}" if prev_key else ""
+                if compound in compounds:  # "traffic lights": the pair names the thing
+                    occurrences[compound].append((pi, scene))
+                    occurrences[key].append((pi, scene))
+                elif noun_like(t, key, prev):
+                    occurrences[key].append((pi, scene))
+            prev, prev_key = t, key
+
+    for head, phrase, _pi, scene in handled:
+        p = get(head)
+        p.handled += 1
+        p.handled_scenes.add(scene)
+        p.phrases[phrase] += 1
+
+    # 3. objects the script keeps coming back to
+    threshold = max(3, round(len(index.scene_numbers) / 20))
+    for key, occ in occurrences.items():
+        if key in props:
+            continue
+        if key.upper() not in OBJECT_NOUNS and key not in compounds:
+            continue
+        if _excluded(key.split()[-1], char_words) and key not in compounds:
+            continue
+        if len(occ) >= threshold:
+            get(key)
+
+    out: list[Prop] = []
+    for key, p in props.items():
+        occ = occurrences.get(key, [])
+        p.count = len(occ)
+        p.scenes = {s for _, s in occ}
+        known_object = key.upper() in OBJECT_NOUNS or key in compounds
+        if p.caps:
+            keep = True
+        elif known_object:
+            # an object noun handled more than once or in more than one scene, or recurring
+            keep = (
+                len(p.handled_scenes) >= 2
+                or p.handled >= 3
+                or (p.handled >= 1 and len(p.scenes) >= 2 and p.count >= 3)
+                or p.count >= threshold
+            )
+        else:
+            # any other noun must be handled in two scenes at least
+            keep = len(p.handled_scenes) >= 2
+        if not keep:
+            continue
+        _prop_mentions(index, p, occ)
+        out.append(p)
+    # a compound wins over its head word when both were kept ("traffic light" vs "light")
+    return out
+
+
+def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
+    words = p.head.split()
+    for pi, scene in occ:
+        para = index.paragraphs[pi]
+        if para.kind != "action" or scene in p.mentions:
+            continue
+        for s in sentences(para.text):
+            if _contains(s, words):
+                p.mentions[scene] = (p.head, s[:240])
+                break
+    if p.caps_span is not None and p.caps_span.scene not in p.mentions:
+        para = index.paragraphs[p.caps_span.para]
+        p.mentions[p.caps_span.scene] = (p.caps_span.text, para.text[:240])
+    p.mentions = dict(sorted(p.mentions.items()))
+
+
+def _contains(sentence: str, words: list[str]) -> bool:
+    keys = [noun_key(t) for t in _tokens(sentence) if t[0].isalpha()]
+    n = len(words)
+    return any(keys[i : i + n] == words for i in range(len(keys) - n + 1))
+
+
+def prop_name(p: Prop) -> str:
+    """The name shown: a capitalised name from the script, else its usual phrase, else the noun."""
+    if p.caps:
+        names = p.caps.most_common()
+        if len(names) == 1 or names[0][1] > names[1][1]:
+            return names[0][0].lower()
+        return p.head
+    good = [
+        (c, ph)
+        for ph, c in p.phrases.items()
+        if c >= 2
+        and len(ph.split()) <= 3
+        and noun_key(ph.split()[-1]) == p.head.split()[-1]
+        and not any(
+            w.upper() in COLOURS or w.upper() in SIZES or "-" in w or w.endswith(("ing", "ed"))
+            for w in ph.split()[:-1]
+        )
+    ]
+    if good:
+        return max(good)[1]
+    return p.head
+
+
+def prop_aliases(p: Prop, name: str) -> list[str]:
+    seen = {name.lower()}
+    out = []
+    for ph in [*p.caps, *(ph for ph, _ in p.phrases.most_common(6))]:
+        if ph.lower() not in seen:
+            seen.add(ph.lower())
+            out.append(ph.lower() if ph.isupper() else ph)
+    if p.head not in seen:
+        out.append(p.head)
+    return out[:8]

@@ -1,0 +1,254 @@
+"""The parsed script read once for the built-in extractor: clean paragraphs, sentences, words,
+capitalised spans and dialogue cues, per scene.
+
+Everything later (characters, locations, props, descriptions) reads this index, so a 120-page
+script is tokenised exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from stage5cli.screenplay.model import Screenplay
+
+from .builtin_lexicon import DETERMINERS
+
+_EMPHASIS = re.compile(r"(?<!\\)(\*{1,3}|_)")
+_ESCAPE = re.compile(r"\\(.)")
+_SPACES = re.compile(r"\s+")
+_TWO_CAPS = re.compile(r"[A-Z][A-Z'.\-]*[A-Z]")
+# a sentence ends at . ! ? (optionally closed by a quote or bracket) followed by a capital
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREVIATIONS = ("DR.", "MR.", "MRS.", "MS.", "ST.", "JR.", "SR.", "VS.", "MT.", "NO.", "DR", "MR")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’°&.\-]*")
+_AGE_AFTER = re.compile(
+    r"^\s*(?:,\s*(?:age\s+|aged\s+|now\s+|about\s+|around\s+|maybe\s+)?|\(\s*|\s+is\s+(?:now\s+)?)"
+    r"(?P<age>\d{1,3})(?:'?s\b)?",
+    re.IGNORECASE,
+)
+_APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retired|former|now)\b")
+_INTRO_BEFORE = re.compile(
+    r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
+)
+_CAPS_JOINERS = {"OF", "THE", "TO", "AND", "IN", "ON", "&", "A", "AN", "AT", "FOR", "WITH"}
+
+
+def clean(text: str) -> str:
+    """Plain text of a Fountain element: emphasis markers and escapes gone, spaces collapsed."""
+    if not text:
+        return ""
+    text = _EMPHASIS.sub("", text)
+    text = _ESCAPE.sub(r"\1", text)
+    return _SPACES.sub(" ", text.replace("’", "'")).strip()
+
+
+def in_quotes(text: str, pos: int) -> bool:
+    """Is this position inside a double-quoted passage (a sign, a title, a quoted word)?"""
+    return text.count('"', 0, pos) % 2 == 1
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a cleaned paragraph (abbreviations such as DR. do not end one)."""
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        before = text[start : m.start()].rstrip("\"')] ")
+        last = before.split(" ")[-1].upper() if before else ""
+        if last in _ABBREVIATIONS or (len(last) == 2 and last.endswith(".")):
+            continue
+        piece = text[start : m.end(1)].strip()  # a closing quote stays with its sentence
+        if piece:
+            out.append(piece)
+        start = m.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def is_caps_word(word: str) -> bool:
+    """An all-capitals word (a possessive 's may follow): BRICK, DR., LA, 4TH, STEYR-AUG, BAXTER's."""
+    core = word[:-2] if word.endswith(("'s", "’s")) else word
+    return core.isupper()
+
+
+@dataclass
+class CapsSpan:
+    """A run of capitalised words in an action paragraph: "a CUTE DOG", "KARL THE GIANT"."""
+
+    words: list[str]  # as written, trailing punctuation removed (possessive 's kept)
+    scene: int
+    para: int  # index into Index.paragraphs
+    start: int  # character offsets in the paragraph text
+    end: int
+    before: str  # the paragraph text before the span
+    after: str  # the paragraph text after the span
+    standalone: bool  # the whole paragraph is capitals (a shot line such as ON WILL AND SANDRA)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+    def det_before(self) -> bool:
+        """A determiner or possessive right before the span (up to one lower-case word between)."""
+        prev = self.before.rstrip().split(" ")[-2:]
+        prev = [p.strip(",;:\"'(").upper() for p in prev if p]
+        if not prev:
+            return False
+        last = prev[-1]
+        if last in DETERMINERS or last.endswith(("'S", "S'")):
+            return True
+        return len(prev) == 2 and prev[0] in DETERMINERS and not is_caps_word(prev[1])
+
+    def age_after(self) -> int | None:
+        m = _AGE_AFTER.match(self.after)
+        return int(m.group("age")) if m else None
+
+    def appositive_after(self) -> bool:
+        return bool(_APPOSITIVE_AFTER.match(self.after))
+
+    def intro_before(self) -> bool:
+        return bool(_INTRO_BEFORE.search(self.before.rstrip()))
+
+
+@dataclass
+class Paragraph:
+    scene: int
+    kind: str  # "action" or "forced_heading" or "dialogue"
+    text: str
+    speaker: str = ""  # for dialogue: the cue name
+
+
+@dataclass
+class Cue:
+    name: str  # upper case, extensions removed
+    extensions: list[str]
+    scene: int
+    line: str  # the first line of what is said, cleaned
+
+
+@dataclass
+class Index:
+    sp: Screenplay
+    title: str
+    scene_numbers: list[int]
+    paragraphs: list[Paragraph] = field(default_factory=list)
+    cues: list[Cue] = field(default_factory=list)
+    caps: list[CapsSpan] = field(default_factory=list)
+    # paragraph index -> sentences (action and dialogue)
+    _sentences: dict[int, list[str]] = field(default_factory=dict)
+
+    def para_sentences(self, i: int) -> list[str]:
+        got = self._sentences.get(i)
+        if got is None:
+            got = sentences(self.paragraphs[i].text)
+            self._sentences[i] = got
+        return got
+
+    @property
+    def heading_scenes(self) -> list[int]:
+        return [s.number for s in self.sp.scenes if s.number > 0]
+
+
+def _split_caps(text: str, scene: int, para: int, standalone: bool) -> list[CapsSpan]:
+    spans: list[CapsSpan] = []
+    words = list(_WORD.finditer(text))
+    quote_open = False
+    paren_depth = 0
+    run: list[re.Match] = []
+    last_end = 0
+
+    def flush() -> None:
+        if not run:
+            return
+        # trim joiners at either end ("THE" alone before a lower-case word is no span)
+        items = list(run)
+        while items and items[-1].group(0).rstrip(".,").upper() in _CAPS_JOINERS:
+            items.pop()
+        while items and items[0].group(0).upper() in ("A", "AN", "I"):
+            items.pop(0)
+        if items:
+            ws = [m.group(0) for m in items]
+            ws[-1] = ws[-1].rstrip(".")
+            if ws[-1] and any(c.isalpha() and len(w) > 1 for w in ws for c in w):
+                s, e = items[0].start(), items[-1].start() + len(ws[-1])
+                spans.append(CapsSpan(ws, scene, para, s, e, text[:s], text[e:], standalone))
+        run.clear()
+
+    for m in words:
+        gap = text[last_end : m.start()]
+        quote_open ^= gap.count('"') % 2 == 1
+        paren_depth += gap.count("(") - gap.count(")")
+        last_end = m.end()
+        word = m.group(0)
+        breaking = (
+            any(ch in gap for ch in ',;:!?"()[]')
+            or "--" in gap
+            or (
+                run
+                and run[-1].group(0).endswith(".")
+                and run[-1].group(0).upper() not in _ABBREV_SET
+            )
+        )
+        if breaking:
+            flush()
+        if quote_open or paren_depth > 0 or not is_caps_word(word):
+            flush()
+            continue
+        run.append(m)
+    flush()
+    return spans
+
+
+_ABBREV_SET = {
+    "DR.",
+    "MR.",
+    "MRS.",
+    "MS.",
+    "ST.",
+    "JR.",
+    "SR.",
+    "MT.",
+    "H.S.",
+    "A.P.",
+    "U.S.",
+    "L.A.",
+}
+
+
+def build_index(sp: Screenplay) -> Index:
+    index = Index(sp=sp, title=sp.title or "", scene_numbers=[s.number for s in sp.scenes])
+    speaker = ""
+    for el in sp.elements:
+        kind = el.type
+        if kind == "scene_heading":
+            scene = next((s for s in sp.scenes if s.number == el.scene), None)
+            if scene is not None and scene.forced:
+                index.paragraphs.append(Paragraph(el.scene, "forced_heading", clean(el.text)))
+            continue
+        if kind == "character":
+            name = clean(el.name or el.text).rstrip("^").strip().lstrip("@").strip()
+            speaker = _SPACES.sub(" ", name.upper())
+            index.cues.append(Cue(speaker, list(el.extensions or []), el.scene, ""))
+            continue
+        if kind == "dialogue" or kind == "lyrics" and speaker:
+            text = clean(el.text)
+            if index.cues and index.cues[-1].scene == el.scene and not index.cues[-1].line:
+                index.cues[-1].line = text
+            index.paragraphs.append(Paragraph(el.scene, "dialogue", text, speaker))
+            continue
+        if kind in ("action", "centered", "lyrics"):
+            speaker = ""
+            text = clean(el.text)
+            if text:
+                index.paragraphs.append(Paragraph(el.scene, "action", text))
+            continue
+        if kind != "parenthetical":
+            speaker = ""
+    for i, p in enumerate(index.paragraphs):
+        if p.kind != "action" or not _TWO_CAPS.search(p.text):
+            continue
+        standalone = p.text.isupper()
+        index.caps.extend(_split_caps(p.text, p.scene, i, standalone))
+    return index

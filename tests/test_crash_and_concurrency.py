@@ -1,0 +1,93 @@
+"""Real subprocesses: kill -9 in the middle of generation; two processes on one project."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import add_assets
+
+pytestmark = pytest.mark.slow
+
+STAGE5 = [sys.executable, "-m", "stage5cli"]
+
+
+def _many(n: int) -> list[tuple[str, str, str]]:
+    kinds = ("character", "prop", "location")
+    return [(f"ASSET {i:03d}", kinds[i % 3], f"Thing number {i}, painted plainly.") for i in range(n)]
+
+
+def _count(db, sql):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_kill_9_during_generation_then_resume(styled):
+    add_assets(styled, _many(150))
+    db = styled / "stage5.db"
+    proc = subprocess.Popen([*STAGE5, "generate", "--all", "-p", str(styled)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _count(db, "SELECT count(*) FROM image_generation_jobs WHERE status = 'done'") >= 10:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _count(db, "SELECT count(*) FROM image_generation_jobs WHERE status = 'done'")
+    assert 10 <= done < 150, "the kill did not land mid-way"
+    assert _count(db, "PRAGMA integrity_check") == "ok"
+    # no half-written image under a final name: every .png referenced is a complete PNG
+    from PIL import Image
+
+    for png in (styled / "images").glob("*.png"):
+        with Image.open(png) as im:
+            im.load()
+    # the next run resumes: stuck rows are failed, only what is missing is generated
+    without = _count(db, "SELECT count(*) FROM project_assets WHERE image_key_url IS NULL")
+    r = subprocess.run([*STAGE5, "generate", "--missing", "--json", "-p", str(styled)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["done"]) == without
+    assert _count(db, "SELECT count(*) FROM project_assets WHERE image_key_url IS NULL") == 0
+    assert _count(db, "SELECT count(*) FROM image_generation_jobs WHERE status IN ('running','pending')") == 0
+    assert not list((styled / "images").glob(".*.tmp"))
+
+
+def test_two_processes_on_one_project(styled):
+    add_assets(styled, _many(90))
+    gen = subprocess.Popen([*STAGE5, "generate", "--all", "-p", str(styled)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    errors = []
+    locked = []
+    i = 0
+    while gen.poll() is None and i < 40:
+        name = f"ASSET {i:03d}"
+        for args in (["lock", name], ["review", "--json"], ["status", "--json"]):
+            r = subprocess.run([*STAGE5, *args, "-p", str(styled)], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                errors.append(r.stderr)
+        locked.append(name)
+        i += 1
+    _, gen_err = gen.communicate(timeout=120)
+    assert gen.returncode == 0, gen_err
+    assert not errors, errors[:3]
+    assert "database is locked" not in gen_err
+    assert locked, "the other process never ran while generation was going on"
+    conn = sqlite3.connect(styled / "stage5.db")
+    got = {r[0] for r in conn.execute("SELECT name FROM project_assets WHERE locked = 1")}
+    assert set(locked) <= got  # no lost update
+    # (an asset locked before generation picked its assets is skipped, by design)
+    assert conn.execute("SELECT count(*) FROM project_assets WHERE image_key_url IS NULL "
+                        "AND locked = 0").fetchone()[0] == 0
