@@ -569,3 +569,16 @@ def test_big_fish_is_fast():
     elapsed = time.process_time() - start
     assert len(assets) > 100
     assert elapsed < 1.0, f"built-in extraction of Big Fish took {elapsed:.2f} s of CPU"
+
+
+def test_caps_garment_is_wardrobe_not_a_character():
+    """'a bright RED COAT' describes its wearer (and feeds the conflict check)."""
+    sp = parse_fountain(
+        "INT. ROOM - DAY\n\nMARA, 60s, wears a long BLUE COAT.\n\nMARA\nHello.\n\n"
+        "EXT. YARD - NIGHT\n\nMara steps out in a bright RED COAT.\n\nMARA\nBye.\n"
+    )
+    found = extract_builtin(sp)
+    names = {(a.type, a.name.upper()) for a in found}
+    assert not any("COAT" in n for _, n in names), names
+    [mara] = [a for a in found if a.name.upper() == "MARA"]
+    assert mara.has_conflicts and "coat" in mara.conflict_details

@@ -13,6 +13,7 @@ from .builtin_lexicon import (
     CAMERA_WORDS,
     DETERMINERS,
     EVENT_WORDS,
+    GARMENTS,
     GROUP_PREFIXES,
     GROUP_WORDS,
     NUMBER_WORDS,
@@ -168,6 +169,8 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         if singular(rhead) in OBJECT_NOUNS:
             return ("prop", " ".join(rphrase), singular(rhead))
         return None
+    if head_plain in GARMENTS:
+        return None  # BLUE COAT: wardrobe, described with its wearer
     if head_plain in OBJECT_NOUNS or (
         len(core) >= 2 and (core[-2], head_plain) in OBJECT_COMPOUNDS
     ):
