@@ -39,6 +39,8 @@ def generate(
     if backend == "diffusers" and not model:
         model = os.environ.get("STAGE5_DIFFUSERS_MODEL") or None
     be = get_backend(backend, model=model, api_base=api_base, timeout=timeout)
+    if not dry_run:
+        be.check()  # a backend that cannot run at all is refused before any job row is made
     jobs.recover_stuck(p)
     sel = jobs.select(p, assets or [], all_=all_, missing=missing, retry_failed=retry_failed)
     plan = jobs.build_requests(p, sel.rows, backend=be, steps=steps, seed=seed)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
+from .cli import JsonOpt, ProjectOpt, _open, app, console, handled, print_json
 
 AssetsArg = Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")]
 
@@ -51,7 +51,7 @@ def lock_all_cmd(
             print_json({"locked": [], "stage": p.stage()["status"], "blockers": e.blockers,
                         "warnings": e.warnings})
         else:
-            render_blockers(err_console(), e.blockers, e.warnings)
+            render_blockers(console(), e.blockers, e.warnings)  # the table; stderr gets one line
         raise
     if json_:
         print_json(result)
