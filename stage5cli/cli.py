@@ -354,5 +354,37 @@ def demo(
         con.print(f"open {Path(result['contact_sheet']).resolve().as_uri()} in a browser")
 
 
+
+@app.command()
+@handled
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair.")] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Check keys for this model (default $STAGE5_MODEL).")] = None,
+    project: ProjectOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check the project (integrity, migrations, images, stuck jobs) and the environment."""
+    from .doctor import run as run_doctor
+    from .project import resolve_dir
+
+    report = run_doctor(resolve_dir(project), fix=fix, model=model or os.environ.get("STAGE5_MODEL"))
+    if json_:
+        print_json(report.as_json())
+    else:
+        from rich.table import Table
+
+        t = Table(title="stage5 doctor")
+        for col in ("check", "", "detail"):
+            t.add_column(col, overflow="fold")
+        for c in report.checks:
+            mark = "[green]ok[/]" if c.ok else ("[yellow]fixed[/]" if c.fixed else "[red]problem[/]")
+            t.add_row(c.name, mark, c.detail)
+        console().print(t)
+        if not report.ok and not fix and any(c.fixable and not c.ok for c in report.checks):
+            console().print("run stage5 doctor --fix to repair what is safe to repair")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # The other command groups register themselves on `app` (kept in their own modules).
-from . import cli_extract, cli_images, cli_lock  # noqa: E402,F401
+from . import cli_batch, cli_curation, cli_extract, cli_images, cli_library, cli_lock  # noqa: E402,F401,I001

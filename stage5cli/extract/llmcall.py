@@ -379,7 +379,7 @@ class Caller:
                 if self.fatal is not None:
                     raise self.fatal
                 if self.s.gate is not None:
-                    await asyncio.to_thread(self.s.gate.acquire)
+                    await _acquire(self.s.gate)
                 self.stats.requests += 1
                 self.stats.by_purpose[purpose] = self.stats.by_purpose.get(purpose, 0) + 1
                 t0 = time.monotonic()
@@ -502,6 +502,21 @@ class Caller:
         if error2 is None:
             return value  # type: ignore[return-value]
         raise LLMItemError(f"invalid answer, still invalid after one repair request ({error2})")
+
+
+async def _acquire(gate: Any) -> None:
+    """Acquire a blocking cross-process gate without blocking the loop; a cancellation while
+    waiting never leaves the gate taken (each wait is short and its outcome is settled)."""
+    while True:
+        task = asyncio.ensure_future(asyncio.to_thread(gate.acquire, True, 0.2))
+        try:
+            got = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if await task:
+                gate.release()
+            raise
+        if got:
+            return
 
 
 async def _shutdown_litellm() -> None:
