@@ -26,7 +26,8 @@ class Stage5Group(TyperGroup):
     """Usage errors as one line on stderr (exit 2), like every other stage5 error."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from typer.exceptions import Abort, TyperException as ClickException
+        from typer.exceptions import Abort
+        from typer.exceptions import TyperException as ClickException
 
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
@@ -66,9 +67,9 @@ branch_app = typer.Typer(cls=Stage5Group, help="Branches: the only way to change
                          no_args_is_help=True)
 library_app = typer.Typer(cls=Stage5Group, help="The global, cross-project asset library.",
                           no_args_is_help=True)
-app.add_typer(style_app, name="style")
-app.add_typer(branch_app, name="branch")
-app.add_typer(library_app, name="library")
+app.add_typer(style_app, name="style", rich_help_panel="Project")
+app.add_typer(branch_app, name="branch", rich_help_panel="Project")
+app.add_typer(library_app, name="library", rich_help_panel="Library")
 
 ProjectOpt = Annotated[
     Path | None,
@@ -143,7 +144,7 @@ def _open(project: Path | None):
 # ---- project -------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 @handled
 def init(
     directory: Annotated[Path | None, typer.Argument(help="Folder to create (default: current).")] = None,
@@ -158,7 +159,7 @@ def init(
         console().print("next: stage5 style list, then stage5 style lock ID")
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 @handled
 def status(
     project: ProjectOpt = None,
@@ -337,7 +338,7 @@ def branch_switch(
 
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 @handled
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo project (recreated).")] = Path("demo-project"),
@@ -355,7 +356,7 @@ def demo(
 
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 @handled
 def doctor(
     fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair.")] = False,
@@ -387,4 +388,10 @@ def doctor(
 
 
 # The other command groups register themselves on `app` (kept in their own modules).
-from . import cli_batch, cli_curation, cli_extract, cli_images, cli_library, cli_lock  # noqa: E402,F401,I001
+# Imported in workflow order: that is the order of the help panels.
+from . import cli_extract  # noqa: E402,F401,I001
+from . import cli_curation  # noqa: E402,F401,I001
+from . import cli_images  # noqa: E402,F401,I001
+from . import cli_lock  # noqa: E402,F401,I001
+from . import cli_library  # noqa: E402,F401,I001
+from . import cli_batch  # noqa: E402,F401,I001

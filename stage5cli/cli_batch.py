@@ -155,7 +155,7 @@ def _exports(values: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-@app.command()
+@app.command(rich_help_panel="Automation")
 @handled
 def batch(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="Script files, folders (searched for .fountain, .fdx, .pdf, .txt) or glob patterns.", show_default=False)],

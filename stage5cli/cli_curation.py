@@ -36,7 +36,7 @@ def _brief(v) -> str:
 # ---- show ----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) -> None:
     """Everything about one asset: description, aliases, metadata, mentions, images and jobs."""
@@ -161,7 +161,7 @@ def _edit_in_editor(p, asset: str):
             text = _with_error(edited, str(e))
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def edit(
     asset: AssetArg,
@@ -196,7 +196,7 @@ def edit(
 # ---- describe ------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def describe(
     asset: AssetArg,
@@ -230,7 +230,7 @@ def describe(
 # ---- add / remove --------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new asset.")],
@@ -248,7 +248,7 @@ def add(
     console().print(f"added {_brief(view)}")
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def remove(
     assets: Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets to remove (id, name or alias).")],
@@ -274,7 +274,7 @@ def remove(
 # ---- merge ---------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def merge(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="The asset that stays.")],
@@ -318,7 +318,7 @@ def _render_suggestion(s) -> None:
     con.print(f"[bold]why[/] {_e(s.reasoning)}")
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def conflicts(
     asset: Annotated[str | None, typer.Argument(metavar="ASSET", help="One asset (default: list them all).")] = None,
@@ -392,7 +392,7 @@ def _quote(name: str) -> str:
 # ---- history / undo ------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="History")
 @handled
 def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many events, newest first.")] = 20,
@@ -422,7 +422,7 @@ def history(
     console().print(t)
 
 
-@app.command()
+@app.command(rich_help_panel="History")
 @handled
 def undo(yes: YesOpt = False, project: ProjectOpt = None) -> None:
     """Revert the last change on this branch exactly (repeat to walk back)."""

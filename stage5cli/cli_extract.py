@@ -13,7 +13,7 @@ from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled,
 MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, help="Refuse scripts larger than this many bytes.")]
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def parse(
     script: Annotated[Path, typer.Argument(help="A .fountain, .fdx, .pdf or .txt screenplay.")],
@@ -45,7 +45,7 @@ def parse(
         err_console().print(f"[yellow]warning:[/] {w}")
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def extract(
     script: Annotated[Path, typer.Argument(help="The screenplay to extract assets from.")],
@@ -63,7 +63,7 @@ def extract(
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from .extraction import ExtractOptions, plan, resolve_model, run
+    from .extraction import ExtractOptions, plan, resolve_model
 
     p = _open(project)
     opts = ExtractOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
@@ -131,7 +131,7 @@ def _run_with_progress(p, script, opts, *, quiet: bool):
         return run(p, script, opts, progress=progress)
 
 
-@app.command()
+@app.command(rich_help_panel="Script and assets")
 @handled
 def review(
     type_: Annotated[str | None, typer.Option("--type", "-t", help="character, prop or location.")] = None,

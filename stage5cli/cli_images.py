@@ -11,7 +11,7 @@ import typer
 from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
 
 
-@app.command()
+@app.command(rich_help_panel="Images")
 @handled
 def generate(
     assets: Annotated[list[str] | None, typer.Argument(metavar="[ASSET]...", help="Assets by name, alias or id.")] = None,
@@ -108,7 +108,7 @@ def _generate_with_progress(p, plan, *, quiet: bool):
         return jobs.run(p, plan, progress=progress)
 
 
-@app.command("jobs")
+@app.command("jobs", rich_help_panel="Images")
 @handled
 def jobs_cmd(
     status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed.")] = None,

@@ -32,7 +32,7 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"warning: {message}\n")
 
 
-@app.command()
+@app.command(rich_help_panel="Library")
 @handled
 def promote(
     assets: Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")],
@@ -143,7 +143,7 @@ def library_remove(
     _say(f"removed {gone.type} {gone.name} from the library")
 
 
-@app.command("export")
+@app.command("export", rich_help_panel="Lock and export")
 @handled
 def export_cmd(
     format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml or html (contact sheet).")] = "json",

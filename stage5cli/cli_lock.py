@@ -11,7 +11,7 @@ from .cli import JsonOpt, ProjectOpt, _open, app, console, handled, print_json
 AssetsArg = Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")]
 
 
-@app.command()
+@app.command(rich_help_panel="Lock and export")
 @handled
 def lock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     """Lock assets: a locked asset refuses edit, merge, remove, describe and generate."""
@@ -21,7 +21,7 @@ def lock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     console().print(f"locked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (already locked)"))
 
 
-@app.command()
+@app.command(rich_help_panel="Lock and export")
 @handled
 def unlock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     """Unlock assets (refused while stage 5 is locked)."""
@@ -31,7 +31,7 @@ def unlock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     console().print(f"unlocked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (none were locked)"))
 
 
-@app.command("lock-all")
+@app.command("lock-all", rich_help_panel="Lock and export")
 @handled
 def lock_all_cmd(
     generated: Annotated[bool, typer.Option("--generated", help="Lock every asset that has an image; leave the stage as it is.")] = False,

@@ -21,7 +21,8 @@ def demo_script() -> Path:
 
 def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_STYLE) -> dict[str, Any]:
     from . import jobs
-    from .extraction import ExtractOptions, run as extract
+    from .extraction import ExtractOptions
+    from .extraction import run as extract
     from .images import get_backend
     from .locking import lock_all
     from .project import DB_NAME, init_project, lock_style

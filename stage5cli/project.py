@@ -14,7 +14,7 @@ import sqlite_utils
 from . import migrations
 from .db import atomic, connect, dumps, loads, now
 from .errors import BlockedError, NotFoundError, Stage5Error, UsageError
-from .styles import StyleCapsule, builtin_styles, parse_capsule, suggest
+from .styles import StyleCapsule, builtin_styles, suggest
 
 DB_NAME = "stage5.db"
 IMAGES = "images"

@@ -99,7 +99,8 @@ def test_lock_all_atomic_on_failure(styled, cli, monkeypatch):
     """An exception halfway through lock-all rolls everything back."""
     import pytest
 
-    from stage5cli import locking, project as project_mod
+    from stage5cli import locking
+    from stage5cli import project as project_mod
 
     add_assets(styled, TRIO)
     cli("generate", "--all", "-p", styled)
