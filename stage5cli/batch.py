@@ -25,13 +25,13 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .errors import Stage5Error, UsageError
 
 SCRIPT_EXTENSIONS = (".fountain", ".fdx", ".pdf", ".txt")
@@ -264,26 +264,11 @@ def is_done(task: Task) -> dict[str, Any] | None:
 
 def _write_atomic(path: Path, text: str) -> Path:
     """Write through a temp file in the same folder and a rename."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder")
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        files.write_text(path, text)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def _ours(root: Path) -> bool:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .db import now
 from .errors import BlockedError, Stage5Error, UsageError
 from .project import Project
@@ -127,26 +128,11 @@ def _cannot_write(path: Path, e: OSError) -> UsageError:
 
 def write_text(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder")
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        files.write_text(path, text)
     except OSError as e:
         raise _cannot_write(path, e) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def export(project: Project, fmt: str, out: Path | None, *, draft: bool = False) -> tuple[str, Path | None]:

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import BaseModel
 
+from . import files
 from .db import atomic, connect, dumps, loads, now
 from .errors import BlockedError, NotFoundError, Stage5Error, UsageError
 from .models import ASSET_TYPES
@@ -296,26 +296,10 @@ def _sha256_file(path: Path) -> str:
 
 def copy_file(src: Path, dst: Path) -> str:
     """Copy src to dst through a temp file in dst's folder and a rename; return the sha256."""
-    tmp: str | None = None
-    h = hashlib.sha256()
     try:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.{os.getpid()}.",
-                                   suffix=".tmp")
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            for block in iter(lambda: inp.read(1 << 20), b""):
-                h.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-        tmp = None
+        return files.copy(src, dst)
     except OSError as e:
         raise Stage5Error(f"cannot copy {src} to {dst}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return h.hexdigest()
 
 
 def _referenced(lib: Library) -> set[str]:
