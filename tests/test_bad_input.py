@@ -37,6 +37,7 @@ class Case:
     code: int
     says: str
     styled: bool = True
+    env: dict | None = None
 
 
 def _file(root: Path, name: str, data: bytes | str) -> str:
@@ -76,7 +77,7 @@ CASES = [
     Case("extract-no-headings", lambda r, c: ["extract", _file(r, "n.fountain", "Just some prose.\n\nMore prose.\n")], 2, "no scene headings"),
     Case("extract-binary", lambda r, c: ["extract", _file(r, "b.fdx", b"\x00\x01\x02" * 500)], 2, "binary"),
     Case("extract-concurrency-0", lambda r, c: ["extract", _file(r, "s.fountain", "INT. A - DAY\n"), "--concurrency", "0"], 2, "concurrency"),
-    Case("extract-bad-backoff-env", lambda r, c: (os.environ.__setitem__("STAGE5_RETRY_BACKOFF", "soon"), ["extract", _file(r, "s.fountain", "INT. A - DAY\n\nBOB\nHi.\n"), "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1"])[1], 2, "STAGE5_RETRY_BACKOFF"),
+    Case("extract-bad-backoff-env", lambda r, c: ["extract", _file(r, "s.fountain", "INT. A - DAY\n\nBOB\nHi.\n"), "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1"], 2, "STAGE5_RETRY_BACKOFF", env={"STAGE5_RETRY_BACKOFF": "soon"}),
     # ---- styles -------------------------------------------------------------------------
     Case("style-invalid-yaml", lambda r, c: ["style", "import", _yaml(r, "id: [")], 2, "style.yaml"),
     Case("style-missing-field", lambda r, c: ["style", "import", _yaml(r, GOOD_STYLE.replace("name: My look\n", ""))], 2, "name: field required"),
@@ -115,7 +116,8 @@ def test_bad_input(case: Case, tmp_path, cli, monkeypatch):
     assert cli("init", root).exit_code == 0
     if case.styled:
         assert cli("style", "lock", "film-noir", "-p", root).exit_code == 0
-    monkeypatch.delenv("STAGE5_RETRY_BACKOFF", raising=False)
+    for k, v in (case.env or {}).items():
+        monkeypatch.setenv(k, v)
     argv = case.build(root, cli)
     before = table_dump(root / "stage5.db")
     needs_project = argv[0] not in ("parse",)
