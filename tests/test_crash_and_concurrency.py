@@ -91,3 +91,38 @@ def test_two_processes_on_one_project(styled):
     # (an asset locked before generation picked its assets is skipped, by design)
     assert conn.execute("SELECT count(*) FROM project_assets WHERE image_key_url IS NULL "
                         "AND locked = 0").fetchone()[0] == 0
+
+
+def test_kill_9_during_llm_extraction_then_resume(styled, tmp_path):
+    """Nothing is half-written; answers received before the kill are reused on the re-run."""
+    from tests.fake_llm import FakeLLM
+
+    scenes = "".join(
+        f"INT. ROOM {i} - DAY\n\nPERSON {i}, 30s, holds a LAMP {i}.\n\nPERSON {i}\nLine {i}.\n\n"
+        for i in range(1, 16))
+    script = tmp_path / "long.fountain"
+    script.write_text(scenes)
+    db = styled / "stage5.db"
+    env = {**os.environ, "STAGE5_RETRY_BACKOFF": "0"}
+    with FakeLLM(delay=0.25) as llm:
+        args = [*STAGE5, "extract", str(script), "--model", "openai/fake", "--api-base",
+                llm.api_base, "--concurrency", "2", "--chunk-tokens", "200", "-p", str(styled)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _count(db, "SELECT count(*) FROM llm_calls WHERE response IS NOT NULL") >= 3:
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        answered = _count(db, "SELECT count(*) FROM llm_calls WHERE response IS NOT NULL")
+        assert answered >= 3
+        assert _count(db, "PRAGMA integrity_check") == "ok"
+        assert _count(db, "SELECT count(*) FROM project_assets") == 0  # all or nothing
+        seen = len(llm.requests)
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        resumed = len(llm.requests) - seen
+    assert _count(db, "SELECT count(*) FROM project_assets WHERE asset_type = 'character'") >= 15
+    total = _count(db, "SELECT count(DISTINCT cache_key) FROM llm_calls WHERE response IS NOT NULL")
+    assert resumed <= total - answered  # what was answered before the kill was not asked again

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from PIL import Image
 
 from stage5cli.images.png import read_png_metadata
@@ -141,3 +142,41 @@ def test_jobs_listing(styled, cli):
     assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
     assert cli("jobs", "--status", "weird", "-p", styled).exit_code == 2
     assert "done" in cli("jobs", "-p", styled).stdout
+
+
+@pytest.mark.slow
+def test_diffusers_backend_from_the_cli(styled, cli, tmp_path_factory):
+    """The real diffusers path end to end through the CLI, on a tiny random-weight pipeline."""
+    import torch
+
+    from tests.tiny_pipeline import save_tiny_pipeline
+
+    model = save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+    add_assets(styled, TRIO)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = cli("generate", "--all", "--backend", "diffusers", "--model", model, "--steps", "2",
+                "--yes", "--json", "-p", styled)
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["done"]) == 3
+    sizes = {a["type"]: Image.open(styled / a["image_key_url"]).size
+             for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
+    assert sizes == {"character": (512, 768), "prop": (512, 512), "location": (1024, 576)}
+    jobs = _jobs(styled)
+    assert {j["backend"] for j in jobs} == {"diffusers"} and {j["steps"] for j in jobs} == {2}
+    meta = read_png_metadata(styled / json.loads(cli("review", "--json", "-p", styled).stdout)[0]["image_key_url"])
+    assert "Steps: 2" in meta["parameters"]
+
+
+def test_paid_or_large_batch_needs_yes_without_a_terminal(styled, cli):
+    add_assets(styled, [(f"THING {i}", "prop", "x") for i in range(12)])
+    before = table_dump(styled / "stage5.db")
+    r = cli("generate", "--all", "--backend", "api", "--model", "openai/dall-e-3",
+            "--api-base", "http://127.0.0.1:9/v1", "-p", styled,
+            env={"OPENAI_API_KEY": "sk-test-000000000000"})
+    assert r.exit_code == 2
+    assert "--yes" in one_line_error(r)
+    assert table_dump(styled / "stage5.db") == before
