@@ -61,7 +61,7 @@ def check_project(root: Path, fix: bool, report: Report) -> None:
 
     stuck = [r["id"] for r in db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')")
-        if not jobs._alive(r["pid"])]
+        if not jobs.owner_alive(r["pid"])]
     c = report.add("stuck jobs", not stuck, f"{len(stuck)} job(s) left running by a dead process"
                    if stuck else "none", fixable=bool(stuck))
     if stuck and fix:

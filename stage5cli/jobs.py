@@ -39,7 +39,7 @@ def recover_stuck(project: Project) -> int:
     remove_stale_temp_files(project.images_dir)
     stuck = list(project.db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')"))
-    dead = [r["id"] for r in stuck if not _alive(r["pid"])]
+    dead = [r["id"] for r in stuck if not owner_alive(r["pid"])]
     if dead:
         marks = ",".join("?" * len(dead))
         with atomic(project.db):
@@ -50,18 +50,12 @@ def recover_stuck(project: Project) -> int:
     return len(dead)
 
 
-def _alive(pid: int | None) -> bool:
+def owner_alive(pid: int | None) -> bool:
     """Is the process that owns a job row still running? (Our own pid: a leftover of an earlier
     run in this same process, since one process generates one batch at a time.)"""
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from .files import pid_alive
+
+    return bool(pid) and pid != os.getpid() and pid_alive(pid)
 
 
 def select(project: Project, refs: list[str], *, all_: bool, missing: bool,

@@ -36,6 +36,7 @@ import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.secrets import scrub
 
 T = TypeVar("T")
 RESPONSE_FORMAT = {"type": "json_object"}
@@ -125,28 +126,6 @@ def load_prompt(name: str) -> Prompt:
 
 
 # ---- secrets ---------------------------------------------------------------------------------
-
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
-_SECRET_SHAPES = [
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 ***"),
-    (re.compile(r"(?i)((?:api[_-]?key|key|token|secret|password)\s*[=:]\s*['\"]?)[^\s'\"&,;]{6,}"), r"\1***"),
-    (re.compile(r"(?i)(https?://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"), "***"),
-]
-
-
-def scrub(text: str | None) -> str:
-    """`text` without anything key-like: values of *KEY*/*TOKEN*/*SECRET* variables, sk-..., bearer."""
-    if not text:
-        return text or ""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and _SECRET_NAME.search(name) and value in text:
-            text = text.replace(value, "***")
-    for pattern, repl in _SECRET_SHAPES:
-        text = pattern.sub(repl, text)
-    return text
-
 
 def one_line(text: str, limit: int = 400) -> str:
     text = " ".join(scrub(text).split())

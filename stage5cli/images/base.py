@@ -8,8 +8,6 @@ output size and one-line, secret-free error messages.
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.secrets import scrub
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -77,29 +76,6 @@ class ImageResult:
 
 
 # ---- error messages: one line, no secrets ------------------------------------------------------
-
-_SECRET_PATTERNS = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),  # OpenAI / Anthropic style keys
-    re.compile(r"\b(?:AIza|hf_|gsk_|xai-|r8_|pplx-)[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
-    re.compile(
-        r"(?i)((?:api[_-]?key|access[_-]?token|secret|password|authorization)"
-        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]{4,}"
-    ),
-    re.compile(r"(?i)([?&](?:key|api_key|token|sig)=)[^&\s]+"),
-]
-_SECRET_ENV = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD)")
-
-
-def scrub(text: str) -> str:
-    """Remove anything that looks like a credential (and every secret-named env value)."""
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
-            text = text.replace(value, "***")
-    for pat in _SECRET_PATTERNS:
-        text = pat.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
-    return text
-
 
 def one_line(exc: BaseException | str, limit: int = 300) -> str:
     """An exception as one short, scrubbed line: 'Type: message'."""
