@@ -180,3 +180,18 @@ def test_paid_or_large_batch_needs_yes_without_a_terminal(styled, cli):
     assert r.exit_code == 2
     assert "--yes" in one_line_error(r)
     assert table_dump(styled / "stage5.db") == before
+
+
+def test_retry_failed_picks_only_assets_whose_last_job_failed(styled, cli):
+    add_assets(styled, TRIO)
+    cli("generate", "--all", "-p", styled)
+    conn = sqlite3.connect(styled / "stage5.db")
+    conn.execute("INSERT INTO image_generation_jobs (asset_id, status, backend, prompt, width, height,"
+                 " error, created_at) VALUES (2, 'failed', 'api', 'p', 512, 512, 'HTTP 500', 'x')")
+    conn.commit()
+    conn.close()
+    r = cli("generate", "--retry-failed", "--json", "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["done"] == ["BRASS TELESCOPE"]
+    r = cli("generate", "--retry-failed", "--json", "-p", styled)
+    assert json.loads(r.stdout)["done"] == []
