@@ -331,14 +331,14 @@ def conflicts(
     json_: JsonOpt = False,
 ) -> None:
     """List assets with visual conflicts; suggest, apply or record a resolution for one."""
-    from . import curation
+    from . import conflicts as conflict_ops
     from .errors import UsageError
 
     p = _open(project)
     if asset is None:
         if suggest or apply or resolve is not None:
             raise UsageError("--suggest, --apply and --resolve need an ASSET")
-        found = curation.list_conflicts(p)
+        found = conflict_ops.list_conflicts(p)
         if json_:
             print_json([c.model_dump(mode="json") for c in found])
             return
@@ -359,21 +359,21 @@ def conflicts(
     if apply and resolve is not None:
         raise UsageError("use either --apply or --resolve TEXT, not both")
     if resolve is not None:
-        view = curation.resolve_conflict(p, asset, resolve)
+        view = conflict_ops.resolve_conflict(p, asset, resolve)
         if json_:
             print_json(view.model_dump(mode="json"))
         else:
             console().print(f"resolved {_brief(view)} with your description (undo with stage5 undo)")
         return
     if apply:
-        s, view = curation.apply_suggestion(p, asset, model=model, api_base=api_base)
+        s, view = conflict_ops.apply_suggestion(p, asset, model=model, api_base=api_base)
         if json_:
             print_json({"suggestion": s.model_dump(mode="json"), "asset": view.model_dump(mode="json")})
         else:
             _render_suggestion(s)
             console().print(f"applied to {_brief(view)} (undo with stage5 undo)")
         return
-    s = curation.suggest(p, asset, model=model, api_base=api_base)
+    s = conflict_ops.suggest(p, asset, model=model, api_base=api_base)
     if json_:
         print_json(s.model_dump(mode="json"))
         return

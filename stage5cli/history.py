@@ -19,10 +19,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import assets as store
-from .curation import move_files, project_file, still_referenced, trash_name, undo_moves
 from .db import atomic, loads
 from .errors import BlockedError, UsageError
 from .project import Project
+from .trash import move_files, project_file, still_referenced, trash_name, undo_moves
 
 LOCK_COMMANDS = ("lock", "unlock", "lock-all")
 # Never undone, whatever their payload holds (the style lock is the project's contract).
@@ -192,7 +192,7 @@ def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> 
 
 def _created_files(project: Project, payload: dict[str, Any]) -> list[Path]:
     """Image files referenced now by the touched assets but not in the before-state."""
-    from .curation import image_files
+    from .trash import image_files
 
     before = payload["before"]
     old = {str(p.resolve()) for ref in

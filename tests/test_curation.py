@@ -504,7 +504,7 @@ def test_conflicts_suggest_offline_majority(cast, cli):
 
 
 def test_find_readings_from_llm_style_details():
-    from stage5cli.curation import find_readings
+    from stage5cli.conflicts import find_readings
 
     mentions = [{"scene_number": 3, "text": "ANNA", "context": "Anna enters."},
                 {"scene_number": 9, "text": "ANNA", "context": "Anna in a green scarf."}]
