@@ -231,14 +231,10 @@ def options_hash(opts: BatchOptions, style: Style) -> str:
 
 
 def file_sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return files.sha256_of(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def read_marker(project: Path) -> dict[str, Any] | None:

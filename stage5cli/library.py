@@ -9,7 +9,6 @@ a rename, so a half-copied image never appears under its real name.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -286,14 +285,6 @@ def show(name: str, asset_type: str | None = None) -> LibraryAsset:
 # ---- files ---------------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def copy_file(src: Path, dst: Path) -> str:
     """Copy src to dst through a temp file in dst's folder and a rename; return the sha256."""
     try:
@@ -369,7 +360,7 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
     try:
         for row in picked.values():
             src = project.root / row["image_key_url"]
-            sha = _sha256_file(src)
+            sha = files.sha256_of(src)
             rel = f"{IMAGES}/{sha}{src.suffix.lower() or '.png'}"
             if not (lib.root / rel).is_file():
                 copy_file(src, lib.root / rel)
