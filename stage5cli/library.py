@@ -19,11 +19,11 @@ from typing import Any
 import sqlite_utils
 from pydantic import BaseModel
 
-from . import files
+from . import files, migrations
 from .db import atomic, connect, dumps, loads, now
 from .errors import BlockedError, NotFoundError, Stage5Error, UsageError
 from .models import ASSET_TYPES
-from .project import SQLITE_MAGIC, Project
+from .project import Project
 
 DB_NAME = "library.db"
 IMAGES = "images"
@@ -123,50 +123,9 @@ def _unusable(root: Path, reason: str) -> UsageError:
                       "set $STAGE5_HOME to a writable folder")
 
 
-def _preflight(path: Path) -> None:
-    """Look read-only first, so a foreign or newer library file is never modified."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    if head and head != SQLITE_MAGIC:
-        raise UsageError(f"{path} is not a SQLite database (not a stage5 library)")
-    if not head:
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
-        try:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if names and TABLE not in names:
-                raise UsageError(f"{path} is a SQLite database but not a stage5 library")
-            if TABLE in names:
-                done = [r[0] for r in conn.execute(f"SELECT name FROM {TABLE} ORDER BY id")]
-                unknown = [n for n in done if n not in known_versions()]
-                if unknown:
-                    raise UsageError(f"{path} was written by a newer stage5 (migration "
-                                     f"{unknown[-1]}); upgrade stage5 to use the library")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise UsageError(f"{path} is corrupted or not a stage5 library ({e})") from None
-
-
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the library migrations not yet recorded; return the names applied."""
-    done: set[str] = set()
-    if TABLE in db.table_names():
-        done = {r["name"] for r in db.query(f"SELECT name FROM {TABLE}")}
-    todo = [(n, f) for n, f in MIGRATIONS if n not in done]
-    if not todo:
-        return []
-    with atomic(db):
-        db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
-                   "(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)")
-        for name, fn in todo:
-            fn(db)
-            db.execute(f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)", [name, now()])
-    return [n for n, _ in todo]
+    return migrations.migrate(db, steps=MIGRATIONS, label="library")
 
 
 def open_library(*, create: bool = False, root: Path | None = None) -> Library | None:
@@ -188,7 +147,7 @@ def open_library(*, create: bool = False, root: Path | None = None) -> Library |
     elif not path.is_file():
         raise _unusable(root, f"{path} is not a file")
     else:
-        _preflight(path)
+        migrations.preflight(path, known=known_versions(), label="library", allow_empty=True)
     try:
         db = connect(path, create=True)
         migrate(db)

@@ -6,7 +6,9 @@ migration is unknown here comes from a newer stage5 and is refused untouched.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlite_utils
 
@@ -183,21 +185,18 @@ def applied(db: sqlite_utils.Database) -> list[str]:
     return [r["name"] for r in db.query(f"SELECT name FROM {TABLE} ORDER BY id")]
 
 
-def check_not_newer(db: sqlite_utils.Database, label: str = "project") -> None:
-    unknown = [n for n in applied(db) if n not in known_versions()]
+def migrate(db: sqlite_utils.Database, upto: int | None = None, *,
+            steps: list[tuple[str, Migration]] | None = None, label: str = "project") -> list[str]:
+    """Apply every migration of `steps` (default: the project's) not yet recorded, or only the
+    first `upto`; return the names applied. The library (library.py) passes its own list."""
+    steps = MIGRATIONS if steps is None else steps
+    known = [n for n, _ in steps]
+    unknown = [n for n in applied(db) if n not in known]
     if unknown:
-        raise UsageError(
-            f"this {label} was written by a newer stage5 (migration {unknown[-1]}); "
-            "upgrade stage5 to open it"
-        )
-
-
-def migrate(db: sqlite_utils.Database, upto: int | None = None) -> list[str]:
-    """Apply every migration not yet recorded (or the first `upto`); return the names applied."""
-    check_not_newer(db)
+        raise UsageError(f"this {label} was written by a newer stage5 (migration {unknown[-1]}); "
+                         "upgrade stage5 to open it")
     done = set(applied(db))
-    todo = [(n, f) for n, f in MIGRATIONS[: upto if upto is not None else len(MIGRATIONS)]
-            if n not in done]
+    todo = [(n, f) for n, f in steps[: upto if upto is not None else len(steps)] if n not in done]
     if not todo:
         return []
     ran = []
@@ -211,3 +210,36 @@ def migrate(db: sqlite_utils.Database, upto: int | None = None) -> list[str]:
             db.execute(f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)", [name, now()])
             ran.append(name)
     return ran
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def preflight(path: Path, *, known: list[str], label: str, allow_empty: bool = False) -> None:
+    """Look at a database file read-only before opening it for writing, so that a file that is
+    not SQLite, a foreign SQLite database or one from a newer stage5 is refused untouched."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    if allow_empty and not head:
+        return
+    if head != SQLITE_MAGIC:
+        raise UsageError(f"{path} is not a SQLite database (not a stage5 {label})")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if names and TABLE not in names:
+                raise UsageError(f"{path} is a SQLite database but not a stage5 {label}")
+            if TABLE in names:
+                done = [r[0] for r in conn.execute(f"SELECT name FROM {TABLE} ORDER BY id")]
+                unknown = [n for n in done if n not in known]
+                if unknown:
+                    raise UsageError(f"{path} was written by a newer stage5 (migration "
+                                     f"{unknown[-1]}); upgrade stage5 to open it")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise UsageError(f"{path} is corrupted or not a stage5 {label} ({e})") from None

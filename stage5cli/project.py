@@ -19,7 +19,6 @@ from .styles import StyleCapsule, builtin_styles, suggest
 DB_NAME = "stage5.db"
 IMAGES = "images"
 TRASH = ".trash"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 NO_STYLE = "no visual style is locked: run stage5 style list, then stage5 style lock ID"
 
@@ -94,39 +93,8 @@ class Project:
 # ---- opening and creating ------------------------------------------------------------------
 
 
-def _check_sqlite(path: Path) -> None:
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    if head != SQLITE_MAGIC:
-        raise UsageError(f"{path} is not a SQLite database (not a stage5 project)")
-
-
-def _preflight(path: Path) -> None:
-    """Look at the file read-only first, so a foreign or newer database is never modified."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
-        try:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if names and migrations.TABLE not in names:
-                raise UsageError(f"{path} is a SQLite database but not a stage5 project")
-            if migrations.TABLE in names:
-                done = [r[0] for r in conn.execute(f"SELECT name FROM {migrations.TABLE}")]
-                unknown = [n for n in done if n not in migrations.known_versions()]
-                if unknown:
-                    raise UsageError(f"{path} was written by a newer stage5 (migration "
-                                     f"{unknown[-1]}); upgrade stage5 to open it")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise UsageError(f"{path} is corrupted or not a stage5 database ({e})") from None
-
-
 def _open_db(path: Path) -> sqlite_utils.Database:
-    _check_sqlite(path)
-    _preflight(path)
+    migrations.preflight(path, known=migrations.known_versions(), label="project")
     db = connect(path)
     try:
         migrations.migrate(db)

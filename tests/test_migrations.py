@@ -53,7 +53,7 @@ def test_newer_database_refused_untouched(project, cli):
     assert (project / "stage5.db").read_bytes() == before
 
 
-def test_check_not_newer_raises(tmp_path):
+def test_migrate_refuses_a_newer_database(tmp_path):
     db = connect(tmp_path / "n.db", create=True)
     migrations.migrate(db)
     db.execute("INSERT INTO _stage5_migrations (name, applied_at) VALUES ('m999', 'x')")
