@@ -50,3 +50,28 @@ def test_ruff_bans_module_level_heavy_imports():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "TID253", "stage5cli"],
                        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stdout
+
+
+def test_python_api_is_exported_lazily(tmp_path):
+    import stage5cli
+
+    for name in stage5cli.__all__:
+        if name != "__version__":
+            assert getattr(stage5cli, name) is not None, name
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, stage5cli; print(sorted(m for m in sys.modules "
+         "if m.startswith('stage5cli.')))"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "[]"  # importing the package loads nothing else
+
+
+def test_python_api_end_to_end(tmp_path):
+    import stage5cli as s5
+
+    project, created = s5.init_project(tmp_path / "film")
+    assert created
+    s5.lock_style(project, "anime")
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. ROOM - DAY\n\nMARA, 60s, sits.\n\nMARA\nHello.\n")
+    outcome = s5.extract(project, script, s5.ExtractOptions())
+    assert outcome.counts["character"] == 1
+    assert [a.name for a in s5.list_assets(project) if a.type == "character"] == ["MARA"]
