@@ -586,3 +586,22 @@ def test_caps_garment_is_wardrobe_not_a_character():
     assert not any("COAT" in n for _, n in names), names
     [mara] = [a for a in found if a.name.upper() == "MARA"]
     assert mara.has_conflicts and "coat" in mara.conflict_details
+
+
+def test_unknown_caps_objects_after_a_determiner_are_props():
+    """Writers capitalise the objects that matter, whatever they are."""
+    sp = parse_fountain(
+        "EXT. ORCHARD - NIGHT\n\n"
+        "JUNE, 40s, walks the rows with a THERMOMETER on a string. She fills a dented RED "
+        "THERMOS. Tobias drags a wagon of SMUDGE POTS. The great ASTROLABE turns.\n\n"
+        "JUNE\nCold.\n\n"
+        "INT. SHED - NIGHT\n\n"
+        "A troupe of STILT-WALKING FIREBREATHERS bows. The noise of the ENGINES grows. "
+        "There's an audible AHH! She presses the green ACTIVATE button under a red LED clock. "
+        "The wood is CRACKING.\n\nJUNE\nGo.\n"
+    )
+    props = {a.name.lower() for a in extract_builtin(sp) if a.type == "prop"}
+    assert {"thermometer", "red thermos", "smudge pots", "astrolabe"} <= props, props
+    for junk in ("firebreathers", "stilt-walking firebreathers", "engines", "ahh", "activate",
+                 "led", "cracking"):
+        assert junk not in props, (junk, props)

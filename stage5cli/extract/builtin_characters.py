@@ -19,6 +19,7 @@ from .builtin_lexicon import (
     NUMBER_WORDS,
     OBJECT_COMPOUNDS,
     OBJECT_NOUNS,
+    PLACE_NOUNS,
     PREPOSITIONS,
     SOUND_WORDS,
     TITLES,
@@ -201,6 +202,12 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
     if len(core) <= 3 and not any(_DIGITS.match(w) for w in core):
         if span.age_after() is not None or span.appositive_after() or span.intro_before():
             return ("character", " ".join(core))
+        # Screenwriters capitalise the objects that matter: "a long brass LIGHTER", "her
+        # dented RED THERMOS". An unknown noun in CAPS right after a determiner is a prop.
+        if (span.det_near() and not is_person_word(head) and head_plain not in PLACE_NOUNS
+                and not any(w in GROUP_WORDS for w in plain) and len(head_plain) >= 3
+                and not head_plain.endswith("ING") and not span.modifies_next()):
+            return ("prop", " ".join(phrase), head_plain)
     return None
 
 

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 from stage5cli.screenplay.model import Screenplay
 
-from .builtin_lexicon import DETERMINERS
+from .builtin_lexicon import (
+    ADJECTIVE_ENDINGS,
+    COLOURS,
+    DETERMINERS,
+    GROUP_WORDS,
+    LABELLED,
+    MATERIALS,
+    OBJECT_NOUNS,
+    SIZES,
+    SOUND_CONTEXT,
+)
 
 _EMPHASIS = re.compile(r"(?<!\\)(\*{1,3}|_)")
 _ESCAPE = re.compile(r"\\(.)")
@@ -73,6 +83,11 @@ def is_caps_word(word: str) -> bool:
     return core.isupper()
 
 
+def _adjective_like(word: str) -> bool:
+    return word.isalpha() and (word in MATERIALS or word in COLOURS or word in SIZES or (
+        len(word) > 4 and word.endswith(ADJECTIVE_ENDINGS)))
+
+
 @dataclass
 class CapsSpan:
     """A run of capitalised words in an action paragraph: "a CUTE DOG", "KARL THE GIANT"."""
@@ -100,6 +115,32 @@ class CapsSpan:
         if last in DETERMINERS or last.endswith(("'S", "S'")):
             return True
         return len(prev) == 2 and prev[0] in DETERMINERS and not is_caps_word(prev[1])
+
+    def det_near(self) -> bool:
+        """A determiner or possessive before the span with, between them, only adjective-like
+        words ("a long brass LIGHTER", "her dented RED THERMOS") or a container and "of"
+        ("a wagon of SMUDGE POTS"); never in a sound context ("the noise of the ENGINES")."""
+        words = [w.strip(",;:\"'(").upper() for w in self.before.rstrip().split()[-5:]]
+        if not words or self.after.lstrip().startswith("!"):
+            return False
+        if any(w in SOUND_CONTEXT for w in words):
+            return False
+        tail = words[-3:]
+        for i in range(len(tail) - 1, -1, -1):
+            w = tail[i]
+            if w in DETERMINERS or (w.endswith(("'S", "S'")) and i == len(tail) - 1):
+                between = tail[i + 1:]
+                if all(_adjective_like(x) for x in between):
+                    return True
+                return (len(between) == 2 and between[1] == "OF" and between[0].isalpha()
+                        and between[0] not in GROUP_WORDS)  # not "a troupe of FIREBREATHERS"
+        return False
+
+    def modifies_next(self) -> bool:
+        """The span labels the lower-case thing after it ("a red LED clock", "the ACTIVATE
+        button"): the thing is the object, the capitals are not."""
+        m = re.match(r"\s+([a-z][a-z\-]+)", self.after)
+        return bool(m) and (m.group(1).upper() in OBJECT_NOUNS or m.group(1).upper() in LABELLED)
 
     def age_after(self) -> int | None:
         m = _AGE_AFTER.match(self.after)
