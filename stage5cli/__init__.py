@@ -6,7 +6,7 @@ use, so importing the package (and starting the CLI) stays fast:
     import stage5cli as s5
     project, _ = s5.init_project("my-film")
     s5.lock_style(project, "film-noir")
-    outcome = s5.extract(project, Path("script.fountain"), s5.ExtractOptions())
+    outcome = s5.run_extraction(project, Path("script.fountain"), s5.ExtractOptions())
     for asset in s5.list_assets(project): ...
 """
 
@@ -25,7 +25,7 @@ _API = {
     # scripts
     "load_screenplay": ("screenplay", "load"), "Screenplay": "screenplay",
     # extraction and assets
-    "ExtractOptions": "extraction", "extract": ("extraction", "run"),
+    "ExtractOptions": "extraction", "run_extraction": ("extraction", "run"),
     "list_assets": ("assets", "list_views"), "resolve_asset": ("assets", "resolve"),
     "AssetView": "assets", "ExtractedAsset": "models",
     # images, locking, export, library, batch

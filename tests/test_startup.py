@@ -64,6 +64,17 @@ def test_python_api_is_exported_lazily(tmp_path):
     assert out.stdout.strip() == "[]"  # importing the package loads nothing else
 
 
+def test_api_names_do_not_shadow_submodules():
+    """`stage5cli.extract` is a subpackage: an API name equal to a submodule would be replaced
+    by that module as soon as anything imports it."""
+    import pkgutil
+
+    import stage5cli
+
+    submodules = {m.name for m in pkgutil.iter_modules(stage5cli.__path__)}
+    assert not submodules & set(stage5cli.__all__)
+
+
 def test_python_api_end_to_end(tmp_path):
     import stage5cli as s5
 
@@ -72,6 +83,6 @@ def test_python_api_end_to_end(tmp_path):
     s5.lock_style(project, "anime")
     script = tmp_path / "s.fountain"
     script.write_text("INT. ROOM - DAY\n\nMARA, 60s, sits.\n\nMARA\nHello.\n")
-    outcome = s5.extract(project, script, s5.ExtractOptions())
+    outcome = s5.run_extraction(project, script, s5.ExtractOptions())
     assert outcome.counts["character"] == 1
     assert [a.name for a in s5.list_assets(project) if a.type == "character"] == ["MARA"]
