@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
+from stage5cli.screenplay.scenes import split_heading
 
 # Words that can never identify an asset on their own (an LLM sometimes lists them as aliases).
 GENERIC = frozenset(
@@ -22,10 +23,6 @@ GENERIC = frozenset(
 )
 
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_HEADING_PREFIX = re.compile(
-    r"^(?:int\.?\s*/\s*ext|ext\.?\s*/\s*int|i\s*/\s*e|int|ext|est)(?:\.\s*|\s*[-:]\s*|\s+)",
-    re.IGNORECASE,
-)
 _TIME_SUFFIX = re.compile(
     r"\s+-+\s*(?:day|night|morning|evening|afternoon|dawn|dusk|sunset|sunrise|noon|midnight|"
     r"later|moments later|a moment later|continuous|cont'?d|same|same time|"
@@ -54,8 +51,8 @@ def norm_name(name: str) -> str:
     raw = _fold(name or "")
     text = _PARENS.sub(" ", raw)
     text = _SPACES.sub(" ", text).strip()
-    text = _HEADING_PREFIX.sub("", text)
-    text = _TIME_SUFFIX.sub("", text)
+    int_ext, location, _, _ = split_heading(text)  # the parser's own heading rules
+    text = location if int_ext is not None and location else _TIME_SUFFIX.sub("", text)
     text = text.lower()
     text = _POSSESSIVE.sub("", text)
     text = text.replace(".", " ")
