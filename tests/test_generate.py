@@ -195,3 +195,15 @@ def test_retry_failed_picks_only_assets_whose_last_job_failed(styled, cli):
     assert json.loads(r.stdout)["done"] == ["BRASS TELESCOPE"]
     r = cli("generate", "--retry-failed", "--json", "-p", styled)
     assert json.loads(r.stdout)["done"] == []
+
+
+def test_names_from_scripts_never_become_paths(styled, cli, tmp_path):
+    """An asset called '../../outside' still gets images/<id>-<hash>.png, nothing else."""
+    add_assets(styled, [("../../outside/evil", "prop", "/etc/passwd ../../x")])
+    r = cli("generate", "--all", "--json", "-p", styled)
+    assert r.exit_code == 0, r.output
+    [a] = json.loads(cli("review", "--json", "-p", styled).stdout)
+    assert a["image_key_url"].startswith(f"images/{a['id']}-") and "/" not in a["image_key_url"][7:]
+    assert not (tmp_path / "outside").exists() and not (styled.parent / "outside").exists()
+    assert {p.name for p in styled.iterdir()} <= {"images", "stage5.db", "stage5.db-shm",
+                                                  "stage5.db-wal"}
