@@ -32,18 +32,21 @@ def _count(db, sql):
         conn.close()
 
 
+def _kill_when(proc: subprocess.Popen, db, sql: str, at_least: int, timeout: float = 60) -> None:
+    """kill -9 `proc` as soon as `sql` counts `at_least` rows (or after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _count(db, sql) < at_least:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_kill_9_during_generation_then_resume(styled):
     add_assets(styled, _many(150))
     db = styled / "stage5.db"
     proc = subprocess.Popen([*STAGE5, "generate", "--all", "-p", str(styled)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if _count(db, "SELECT count(*) FROM image_generation_jobs WHERE status = 'done'") >= 10:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_when(proc, db, "SELECT count(*) FROM image_generation_jobs WHERE status = 'done'", 10)
     done = _count(db, "SELECT count(*) FROM image_generation_jobs WHERE status = 'done'")
     assert 10 <= done < 150, "the kill did not land mid-way"
     assert _count(db, "PRAGMA integrity_check") == "ok"
@@ -108,13 +111,7 @@ def test_kill_9_during_llm_extraction_then_resume(styled, tmp_path):
         args = [*STAGE5, "extract", str(script), "--model", "openai/fake", "--api-base",
                 llm.api_base, "--concurrency", "2", "--chunk-tokens", "200", "-p", str(styled)]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if _count(db, "SELECT count(*) FROM llm_calls WHERE response IS NOT NULL") >= 3:
-                break
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_when(proc, db, "SELECT count(*) FROM llm_calls WHERE response IS NOT NULL", 3)
         answered = _count(db, "SELECT count(*) FROM llm_calls WHERE response IS NOT NULL")
         assert answered >= 3
         assert _count(db, "PRAGMA integrity_check") == "ok"
