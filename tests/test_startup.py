@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["litellm", "torch", "diffusers", "transformers", "PIL", "pypdf"]
+HEAVY = ["litellm", "torch", "diffusers", "transformers", "PIL", "pypdf", "ray"]
 
 PROBE = """
 import sys, json

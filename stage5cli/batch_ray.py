@@ -1,0 +1,518 @@
+"""`stage5 batch --engine ray`: one Ray task per script, cluster-wide caps held by one actor.
+
+    with RayEngine(address=None, jobs=2, caps={"llm": 8, "image": None}) as engine:
+        results, interrupted = engine.run(todo, opts, emit)
+
+- Without an address a local Ray instance is started with num_cpus = --jobs (no dashboard,
+  no usage statistics, worker output kept out of the terminal); with one (`auto`,
+  `HOST:PORT`, `ray://HOST:PORT`) the driver connects to that cluster. Each script task asks
+  for one CPU, and the driver keeps at most --jobs of them in flight.
+- The caps: one `Caps` actor holds a counting semaphore per pool ("llm": --llm-concurrency
+  requests in flight across every task on every node; "image": --image-concurrency image
+  requests). A task's `Gate` acquires a slot around each request exactly where the local
+  engine uses its multiprocessing semaphore (the same acquire(block, timeout) / release
+  calls), so the extractor does not know which engine runs it. Slots are recorded per
+  holder (one per script run): when a task's worker dies holding slots, the driver frees
+  them, so a crash never shrinks the cap for the others.
+- When the actor itself dies, every request that needs a slot fails with `CapsLost` (a
+  Stage5Error: the script fails cleanly, its folder stays unfinished), and a re-run of the
+  same command rebuilds exactly those scripts.
+- Retries: a task whose worker died is retried by Ray only when rebuilding it is safe and
+  free: built-in extractor, and no images or placeholder images (the rebuild starts from an
+  empty folder and gives the same result). With an LLM or an image backend (money, GPU time,
+  non-deterministic answers) max_retries is 0 and the report says the worker died.
+- Storage: the driver checks that it can write --out (a probe file it creates and removes);
+  each task checks that it sees that probe, so a node without the shared folder fails its
+  script with a line that says so instead of writing projects nobody will find.
+
+`import ray` happens only in this module's functions: `stage5 --help` never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import Stage5Error, UsageError
+
+RAY_VERSION = "2.60.0"  # the release the `ray` extra pins (see pyproject.toml)
+PROBE_PREFIX = ".stage5-ray-probe-"
+LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # bytes: tasks pass small dicts, never images
+POLL_S = 0.1  # how often the driver looks for finished tasks and stage events
+ACQUIRE_RPC_GRACE_S = 30.0  # a slot request the actor does not answer by then: the actor is gone
+# settings a task takes from the driver's environment (never a credential: keys stay where
+# they are, in each node's environment)
+PASSED_ENV = ("STAGE5_HOME", "STAGE5_DIFFUSERS_MODEL", "STAGE5_DEBUG",
+              "LITELLM_LOCAL_MODEL_COST_MAP", "HF_HUB_OFFLINE")
+INSTALL_HINT = "pip install 'stage5[ray]'"
+
+
+class CapsLost(Stage5Error):
+    """The cluster-wide rate limiter (a Ray actor) is gone."""
+
+
+def import_ray() -> Any:
+    """The ray module, or one UsageError line naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
+    return ray
+
+
+# ---- the caps actor (plain Python: the class is wrapped with ray.remote at run time) --------
+
+
+class Caps:
+    """Counting semaphores by pool name; cap None means no limit (still counted).
+
+    Async methods: Ray runs it as an async actor, so a thousand tasks can wait for a slot
+    at once without a thread each. Every acquire waits at most `timeout` seconds on the
+    actor and answers True (a slot is the caller's) or False (try again): the caller's own
+    wait is always settled, a slot is never granted to a request nobody waits for."""
+
+    def __init__(self, caps: dict[str, int | None]):
+        self.caps = dict(caps)
+        self.used = dict.fromkeys(caps, 0)
+        self.peak = dict.fromkeys(caps, 0)
+        self.granted = dict.fromkeys(caps, 0)
+        self.held: dict[tuple[str, str], int] = {}
+        self.events: list[dict[str, Any]] = []
+        self._cond: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:  # made on the actor's event loop
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    def _pool(self, pool: str) -> None:
+        if pool not in self.caps:
+            raise KeyError(f"unknown pool {pool!r}")
+
+    def _free(self, pool: str) -> bool:
+        cap = self.caps[pool]
+        return cap is None or self.used[pool] < cap
+
+    async def acquire(self, pool: str, holder: str, timeout: float | None = None) -> bool:
+        self._pool(pool)
+        cond = self._condition()
+        async with cond:
+            if not self._free(pool):
+                if timeout is not None and timeout <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(cond.wait_for(lambda: self._free(pool)), timeout)
+                except TimeoutError:
+                    return False
+            self.used[pool] += 1
+            self.granted[pool] += 1
+            self.peak[pool] = max(self.peak[pool], self.used[pool])
+            self.held[(pool, holder)] = self.held.get((pool, holder), 0) + 1
+            return True
+
+    async def release(self, pool: str, holder: str) -> bool:
+        """False when `holder` held no slot of `pool` (a release never frees another's slot)."""
+        self._pool(pool)
+        cond = self._condition()
+        async with cond:
+            n = self.held.get((pool, holder), 0)
+            if n <= 0:
+                return False
+            if n == 1:
+                del self.held[(pool, holder)]
+            else:
+                self.held[(pool, holder)] = n - 1
+            self.used[pool] -= 1
+            cond.notify_all()
+            return True
+
+    async def release_holder(self, holder: str) -> int:
+        """Free every slot `holder` still has (its worker died); how many there were."""
+        cond = self._condition()
+        async with cond:
+            freed = 0
+            for key in [k for k in self.held if k[1] == holder]:
+                n = self.held.pop(key)
+                self.used[key[0]] -= n
+                freed += n
+            if freed:
+                cond.notify_all()
+            return freed
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return {p: {"cap": self.caps[p], "in_use": self.used[p], "peak": self.peak[p],
+                    "granted": self.granted[p]} for p in self.caps}
+
+    def note(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out, self.events = self.events, []
+        return out
+
+
+def _caps_actor_class(ray: Any) -> Any:
+    # max_restarts=0: a restarted actor would start with empty counts while tasks still
+    # hold slots of the old one; better to fail those requests and let resume redo them.
+    return ray.remote(num_cpus=0, max_restarts=0, max_concurrency=10_000)(Caps)
+
+
+def start_caps(caps: dict[str, int | None]) -> Any:
+    """A new Caps actor on the connected cluster (it lives as long as this driver)."""
+    ray = import_ray()
+    return _caps_actor_class(ray).remote(caps)
+
+
+# ---- the gate a task uses around each request ------------------------------------------------
+
+
+@dataclass
+class Gate:
+    """acquire/release like multiprocessing's semaphore, backed by the Caps actor.
+
+    `acquire(True, 0.2)` is what extract/llmcall.py calls in a loop; `with gate:` holds one
+    slot for a block. Any failure to reach the actor raises CapsLost (one line)."""
+
+    actor: Any
+    pool: str
+    holder: str
+    rpc_grace: float = ACQUIRE_RPC_GRACE_S
+
+    def _call(self, method: str, *args: Any, wait: float) -> Any:
+        ray = import_ray()
+        try:
+            return ray.get(getattr(self.actor, method).remote(*args), timeout=wait)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError,
+                ray.exceptions.RaySystemError) as e:
+            raise CapsLost(f"the cluster-wide {self.pool} rate limiter (a Ray actor) is gone "
+                           f"({e.__class__.__name__}); run the same command again to redo the "
+                           f"unfinished scripts") from None
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        if not block:
+            timeout = 0.0
+        return bool(self._call("acquire", self.pool, self.holder, timeout,
+                               wait=(timeout or 0.0) + self.rpc_grace if timeout is not None
+                               else None))
+
+    def release(self) -> None:
+        self._call("release", self.pool, self.holder, wait=self.rpc_grace)
+
+    def __enter__(self) -> Gate:
+        self.acquire(True, None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def slot(gate: Any) -> Iterator[None]:
+    """Hold one slot of `gate` (a Gate, a multiprocessing semaphore, or None: no cap)."""
+    if gate is None:
+        yield
+        return
+    gate.acquire(True, None)
+    try:
+        yield
+    finally:
+        gate.release()
+
+
+class GatedBackend:
+    """An image backend whose every request holds one slot of the image pool."""
+
+    def __init__(self, inner: Any, gate: Any = None):
+        self._inner = inner
+        self.gate = gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def generate(self, requests: list[Any]) -> Iterator[Any]:
+        for req in requests:
+            with slot(self.gate):
+                results = list(self._inner.generate([req]))
+            yield from results
+
+
+# ---- the task (runs in a Ray worker process) --------------------------------------------------
+
+
+@dataclass
+class TaskContext:
+    """What the driver sends with every script besides the task itself."""
+
+    caps: Any  # the Caps actor handle
+    holder: str  # this script run's id at the actor
+    probe: str  # the file under --out the driver created: this node must see it
+    env: dict[str, str] = field(default_factory=dict)
+    llm_capped: bool = True
+    image_capped: bool = False
+
+
+def probe_visible(probe: str) -> bool:
+    return Path(probe).is_file()
+
+
+def _note(ctx: TaskContext, index: int, stage: str) -> None:
+    with contextlib.suppress(Exception):  # the display is best effort
+        ctx.caps.note.remote({"index": index, "stage": stage, "pid": os.getpid(),
+                              "node": socket.gethostname()})
+
+
+def run_script(task: Any, ctx: TaskContext) -> dict[str, Any]:
+    """The body of one Ray task: check storage, wire the gates, run the pipeline."""
+    from . import batch
+
+    os.environ.update(ctx.env)
+    _note(ctx, task.index, "start")
+    if not probe_visible(ctx.probe):
+        res = batch.blank_result(task)
+        res["error"] = (f"--out is not visible on node {socket.gethostname()} (no "
+                        f"{Path(ctx.probe).name} in {Path(ctx.probe).parent}): on a multi-node "
+                        f"cluster --out must be a folder every node mounts at the same path")
+        return res
+    llm_gate = Gate(ctx.caps, "llm", ctx.holder) if ctx.llm_capped else None
+    if ctx.image_capped and task.opts.generate:
+        o = task.opts
+        key = (o.backend, o.image_model, o.image_api_base)
+        inner = batch.worker_backend(*key)
+        if not isinstance(inner, GatedBackend):  # one instance per worker, as on local
+            inner = GatedBackend(inner)
+            batch._BACKENDS[key] = inner
+        inner.gate = Gate(ctx.caps, "image", ctx.holder)
+    return batch.process(task, gate=llm_gate, notify=lambda stage: _note(ctx, task.index, stage))
+
+
+def retry_safe(opts: Any) -> bool:
+    """A script Ray may run again after its worker died: the rebuild is free and gives the
+    same project (built-in extractor; no images, or placeholder images)."""
+    return not opts.model and (not opts.generate or opts.backend == "placeholder")
+
+
+# ---- starting / connecting -----------------------------------------------------------------
+
+
+def connect(address: str | None, jobs: int) -> bool:
+    """Connect to `address`, or start a local instance with `jobs` CPUs; True when this call
+    started (and so must stop) Ray. An already connected driver (a test, a notebook) is
+    reused as it is. A local instance listens on the loopback address only."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network but the user's endpoint
+    common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            with _loopback_only():
+                ray.init(num_cpus=jobs, include_dashboard=False,
+                         object_store_memory=LOCAL_OBJECT_STORE, **common)
+    except Exception as e:  # noqa: BLE001 - every way of not getting a cluster is one line
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        raise UsageError(f"cannot start or reach {where}: {first}") from None
+    return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Ray binds a node to the machine's network address unless clusters are switched off
+    (its setting for laptops): a single-machine instance needs no more than 127.0.0.1. The
+    processes it starts inherit the setting; this process gets its own back afterwards."""
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    old_env, old_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old_env
+
+
+def cluster_cpus() -> int:
+    ray = import_ray()
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def make_probe(out: Path) -> Path:
+    """Create OUT/.stage5-ray-probe-<id> (proof the driver can write --out; tasks look for it)."""
+    probe = Path(out).resolve() / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    try:
+        probe.write_text(f"stage5 batch driver on {socket.gethostname()}\n", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    return probe
+
+
+def passed_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def describe_task_error(e: BaseException) -> str:
+    """One line for a task that returned no result (its worker or node died, it was cancelled)."""
+    ray = import_ray()
+    rex = ray.exceptions
+    if isinstance(e, rex.TaskCancelledError):
+        return "cancelled"
+    if isinstance(e, rex.WorkerCrashedError):
+        what = "the Ray worker process running it died"
+    elif isinstance(e, getattr(rex, "NodeDiedError", ())):
+        what = "the Ray node running it was lost"
+    elif isinstance(e, getattr(rex, "OutOfMemoryError", ())):
+        what = "Ray stopped its worker (out of memory)"
+    elif isinstance(e, rex.RayTaskError):
+        what = f"the Ray task failed: {_first_line(e)}"
+    else:
+        what = f"the Ray task failed: {e.__class__.__name__}"
+        if _first_line(e):
+            what += f": {_first_line(e)}"
+    return f"{what}; run the same command again to redo it"
+
+
+# ---- the engine ------------------------------------------------------------------------------
+
+Emit = Callable[..., None]
+
+
+class RayEngine:
+    """Runs tasks (stage5cli.batch.Task) as Ray tasks; see the module docstring."""
+
+    def __init__(self, *, address: str | None, jobs: int | None,
+                 caps: dict[str, int | None]):
+        self.address = address
+        self.jobs_wanted = jobs
+        self.caps_spec = caps
+        self.started = False
+        self.caps: Any = None
+        self.jobs = jobs or 1
+
+    def __enter__(self) -> RayEngine:
+        from .batch import default_jobs
+
+        self.started = connect(self.address, self.jobs_wanted or default_jobs())
+        self.jobs = self.jobs_wanted or (cluster_cpus() if self.address else default_jobs())
+        self.caps = start_caps(self.caps_spec)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        ray = import_ray()
+        with contextlib.suppress(Exception):
+            if self.caps is not None:
+                ray.kill(self.caps)
+        if self.started:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        ray = import_ray()
+        return ray.get(self.caps.stats.remote(), timeout=ACQUIRE_RPC_GRACE_S)
+
+    def _drain(self, emit: Emit) -> None:
+        ray = import_ray()
+        try:
+            events = ray.get(self.caps.drain.remote(), timeout=ACQUIRE_RPC_GRACE_S)
+        except Exception:  # noqa: BLE001 - the actor is gone: the tasks say so themselves
+            return
+        for ev in events:
+            emit(event="stage", **ev)
+
+    def run(self, todo: list[Any], opts: Any, emit: Emit, *,
+            on_result: Callable[[Any, dict[str, Any]], bool] | None = None,
+            window: int | None = None) -> tuple[dict[int, dict[str, Any]], bool]:
+        """Run `todo`; results by task index, and whether Ctrl-C / SIGTERM stopped it.
+        `on_result(task, result)` returning True stops submitting (--fail-fast): the tasks
+        not yet started get no result here (the caller reports them)."""
+        from .batch import _not_run
+
+        ray = import_ray()
+        probe = make_probe(Path(opts.out))
+        retries = 1 if retry_safe(opts) else 0
+        remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(run_script)
+        env = passed_env()
+        queue = list(todo)
+        running: dict[Any, tuple[Any, str]] = {}  # ref -> (task, holder)
+        results: dict[int, dict[str, Any]] = {}
+        limit = max(1, window or self.jobs)
+        stop = False
+        interrupted = False
+
+        def submit(t: Any) -> None:
+            holder = f"{t.index}:{uuid.uuid4().hex[:12]}"
+            # the worker writes to the absolute path; the report shows what local shows
+            remote_task = replace(t, project=str(Path(t.project).resolve()))
+            ctx = TaskContext(caps=self.caps, holder=holder, probe=str(probe), env=env,
+                              llm_capped=bool(opts.model),
+                              image_capped=self.caps_spec.get("image") is not None)
+            running[remote.remote(remote_task, ctx)] = (t, holder)
+
+        def finish(ref: Any) -> None:
+            t, holder = running.pop(ref)
+            try:
+                res = ray.get(ref)
+                res["project"] = t.project
+            except Exception as e:  # noqa: BLE001 - the worker or its node died
+                res = _not_run(t, describe_task_error(e))
+            with contextlib.suppress(Exception):
+                ray.get(self.caps.release_holder.remote(holder), timeout=ACQUIRE_RPC_GRACE_S)
+            results[t.index] = res
+            nonlocal stop
+            if on_result is not None and on_result(t, res):
+                stop = True
+
+        try:
+            while queue or running:
+                while queue and not stop and len(running) < limit:
+                    submit(queue.pop(0))
+                if not running:
+                    break
+                ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_S)
+                self._drain(emit)
+                for ref in sorted(ready, key=lambda r: running[r][0].index):
+                    finish(ref)
+        except KeyboardInterrupt:
+            interrupted = True
+            for ref in list(running):
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            deadline = time.monotonic() + 10
+            for ref in list(running):  # keep what finished just before; drop the rest
+                t, holder = running[ref]
+                with contextlib.suppress(Exception):
+                    done, _ = ray.wait([ref], timeout=max(0.0, deadline - time.monotonic()))
+                    if done:
+                        res = ray.get(ref)
+                        res["project"] = t.project
+                        results[t.index] = res
+                with contextlib.suppress(Exception):
+                    ray.get(self.caps.release_holder.remote(holder), timeout=5)
+                running.pop(ref, None)
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        return results, interrupted
+
+
+__all__ = ["Caps", "CapsLost", "Gate", "GatedBackend", "RayEngine", "TaskContext", "connect",
+           "describe_task_error", "import_ray", "make_probe", "retry_safe", "run_script",
+           "slot", "RAY_VERSION"]
