@@ -7,7 +7,13 @@ Printed:
 2. a re-run of (1): every script skipped, and how long that takes;
 3. the LLM path against the loopback fake LLM at a fixed latency (0.2 s per request), with
    --jobs 2 and --jobs 5: total wall time vs the sum of the per-script wall times (how much
-   of the scripts' time overlapped; the ideal is the number of workers), requests and tokens.
+   of the scripts' time overlapped; the ideal is the number of workers), requests and tokens;
+4. the Ray engine (skipped, and says so, without the ray extra): the offline batch of (1) with
+   --jobs 2 on a local Ray instance, its wall time against --engine local (target: at most
+   15% more; the instance's start-up and the first batch that warms its workers are printed
+   apart: a cluster is started once for many batches), then 200 tiny scripts against the
+   fake LLM at 0.3 s per request with --jobs 8 and --llm-concurrency 4: the most requests
+   the server ever had in flight at once, against the cap (target: never above it).
 
 Each measured run starts from an empty output folder; one untimed script first warms the
 file caches. Run: python benchmarks/batch.py (exits 0; a missed target is printed as MISS).
@@ -28,6 +34,14 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch a p
 N_SCRIPTS = 10
 TARGET_SPEEDUP = 1.6
 LATENCY = 0.2
+RAY_OVERHEAD_MAX = 1.15
+CAP_SCRIPTS, CAP_LATENCY, CAP_JOBS, CAP = 200, 0.3, 8, 4
+TINY = """Title: Tiny {n}
+
+INT. ROOM {n} - DAY
+
+MARA {n} waits.
+"""
 
 
 def _verdict(ok: bool) -> str:
@@ -126,11 +140,83 @@ def with_llm(tmp: Path) -> None:
                   f"(ideal {jobs}x; mean script {mean:.2f} s = {mean / LATENCY:.1f}x one request)")
 
 
+def _peak(spans: list[tuple[float, float]]) -> int:
+    return max((sum(1 for s, e in spans if s <= t < e) for t, _ in spans), default=0)
+
+
+def with_ray(tmp: Path) -> None:
+    try:
+        import ray
+    except ImportError:
+        print("Ray engine: skipped (the ray extra is not installed: pip install 'stage5[ray]')")
+        return
+    from stage5cli.batch_ray import connect
+
+    inputs = make_inputs(tmp / "scripts-ray")
+    common = {"generate": True, "lock": True, "exports": ("json",)}
+    print(f"Ray engine: {len(inputs)} scripts as in (1), --jobs 2, local Ray instance")
+    t = time.perf_counter()
+    connect(None, 2)
+    start = time.perf_counter() - t
+    try:
+        first, _ = timed([str(inputs[0]), str(inputs[1])], tmp / "ray-warm", jobs=2,
+                         engine="ray", **common)
+        local, rl = timed([str(tmp / "scripts-ray")], tmp / "ray-vs-local", jobs=2, **common)
+        _check(rl, "local")
+        on_ray, rr = timed([str(tmp / "scripts-ray")], tmp / "ray-run", jobs=2, engine="ray",
+                           **common)
+        _check(rr, "ray")
+    finally:
+        ray.shutdown()
+    same = (rl["totals"]["assets"] == rr["totals"]["assets"]
+            and rl["totals"]["ok"] == rr["totals"]["ok"])
+    ratio = on_ray / local
+    print(f"  start a local instance: {start:.2f} s; first batch (2 scripts, workers start): "
+          f"{first:.2f} s (once per instance, not counted below)")
+    print(f"  local: {local:.2f} s   ray: {on_ray:.2f} s   ratio {ratio:.2f} (target <= "
+          f"{RAY_OVERHEAD_MAX:.2f}) {_verdict(ratio <= RAY_OVERHEAD_MAX)}; same assets "
+          f"({rr['totals']['assets']}) {_verdict(same)}")
+    end_to_end = (start + first + on_ray) / local
+    print(f"  with the start-up and the warm-up counted: {end_to_end:.2f}x local")
+    cap_run(tmp)
+
+
+def cap_run(tmp: Path) -> None:
+    import ray
+
+    from stage5cli.batch_ray import connect
+    from tests.fake_llm import FakeLLM
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-real-key")
+    folder = tmp / "scripts-cap"
+    folder.mkdir()
+    for n in range(CAP_SCRIPTS):
+        (folder / f"tiny-{n:03d}.fountain").write_text(TINY.format(n=n), encoding="utf-8")
+    print(f"Ray engine, cluster-wide cap: {CAP_SCRIPTS} tiny scripts, fake LLM at "
+          f"{CAP_LATENCY:g} s per request, --jobs {CAP_JOBS}, --llm-concurrency {CAP}")
+    connect(None, CAP_JOBS)
+    try:
+        with FakeLLM(delay=CAP_LATENCY) as llm:
+            wall, rep = timed([str(folder)], tmp / "out-cap", jobs=CAP_JOBS, engine="ray",
+                              model="openai/bench-model", api_base=llm.api_base,
+                              llm_concurrency=CAP)
+            _check(rep, "cap")
+            spans = [(q.started, q.finished) for q in llm.requests]
+    finally:
+        ray.shutdown()
+    peak = _peak(spans)
+    floor = len(spans) * CAP_LATENCY / CAP
+    print(f"  {rep['totals']['ok']} ok, {len(spans)} requests in {wall:.1f} s (at the cap the "
+          f"requests alone need {floor:.1f} s); most in flight at the server: {peak} "
+          f"(cap {CAP}) {_verdict(0 < peak <= CAP)}")
+
+
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="stage5-bench-batch-"))
     try:
         offline(tmp)
         with_llm(tmp)
+        with_ray(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
