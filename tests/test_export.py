@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-import stage5cli.cli_library  # noqa: F401  (registers the commands until cli.py imports it)
+import stage5cli.cli.commands.lock  # noqa: F401  (export)
 from stage5cli import export
 from stage5cli.assets import AssetView
 from stage5cli.db import close_all

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-import stage5cli.cli_curation  # noqa: F401  (registers the commands if cli.py does not yet)
+import stage5cli.cli.commands.curation  # noqa: F401
 from stage5cli import assets
 from stage5cli.db import atomic, close_all
 from stage5cli.models import ExtractedAsset, Mention
