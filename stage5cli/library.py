@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,11 @@ from .project import Project
 
 DB_NAME = "library.db"
 IMAGES = "images"
-TABLE = "_stage5_migrations"  # the same table name as a project's, inside library.db
-
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
+TABLE = migrations.TABLE  # the same table name as a project's, inside library.db
+LIBRARY = migrations.MigrationSet("library")
 
 
-def _migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
-
-
-@_migration
+@LIBRARY.migration
 def lib001_initial(db: sqlite_utils.Database) -> None:
     db.execute(
         f"""
@@ -66,7 +58,7 @@ def lib001_initial(db: sqlite_utils.Database) -> None:
 
 
 def known_versions() -> list[str]:
-    return [name for name, _ in MIGRATIONS]
+    return LIBRARY.names()
 
 
 class LibraryAsset(BaseModel):
@@ -125,7 +117,7 @@ def _unusable(root: Path, reason: str) -> UsageError:
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the library migrations not yet recorded; return the names applied."""
-    return migrations.migrate(db, steps=MIGRATIONS, label="library")
+    return LIBRARY.migrate(db)
 
 
 def open_library(*, create: bool = False, root: Path | None = None) -> Library | None:
@@ -147,7 +139,7 @@ def open_library(*, create: bool = False, root: Path | None = None) -> Library |
     elif not path.is_file():
         raise _unusable(root, f"{path} is not a file")
     else:
-        migrations.preflight(path, known=known_versions(), label="library", allow_empty=True)
+        LIBRARY.preflight(path, allow_empty=True)
     try:
         db = connect(path, create=True)
         migrate(db)
