@@ -140,7 +140,7 @@ def review(
     json_: JsonOpt = False,
 ) -> None:
     """List the assets: name, type, aliases, scenes, confidence, priority, conflict, image, locked."""
-    from .assets import list_views
+    from .store import list_views
 
     views = list_views(_open(project), asset_type=type_, conflicts_only=conflicts)
     if json_:

@@ -108,8 +108,7 @@ def library_use(
     json_: JsonOpt = False,
 ) -> None:
     """Copy a library asset (with its image) into this project as an unlocked asset."""
-    from . import assets as store
-    from . import library
+    from . import library, store
 
     p = _open(project)
     row, warnings = library.use(p, name, as_name=as_name, asset_type=asset_type)
