@@ -26,8 +26,8 @@ _API = {
     "load_screenplay": ("screenplay", "load"), "Screenplay": "screenplay",
     # extraction and assets
     "ExtractOptions": "extraction", "run_extraction": ("extraction", "run"),
-    "list_assets": ("assets", "list_views"), "resolve_asset": ("assets", "resolve"),
-    "AssetView": "assets", "ExtractedAsset": "models",
+    "list_assets": ("store", "list_views"), "resolve_asset": ("store", "resolve"),
+    "AssetView": "store", "ExtractedAsset": "models",
     # images, locking, export, library, batch
     "get_backend": "images", "lock_all": "locking", "set_locked": "locking",
     "write_export": "export", "build_document": "export", "promote": "library",

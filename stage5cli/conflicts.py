@@ -9,24 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from . import assets as store
-from .curation import (
-    MentionView,
-    as_extracted,
-    asset_view,
-    field_of,
-    llm_settings,
-    mentions_of,
-    meta_of,
-    model_for,
-    own_fields,
-    quoted,
-    record,
-    update_asset,
-)
+from . import store
+
+# choosing and configuring the extractor, not row access (the extractor registry replaces these)
+from .curation import field_of, llm_settings, model_for
 from .db import atomic, now
 from .errors import UsageError
+from .history import record
 from .project import Project
+from .store import as_extracted, meta_of
 
 
 class ConflictView(BaseModel):
@@ -39,7 +30,7 @@ class ConflictView(BaseModel):
     conflict_details: str
     scenes: list[int]
     scenes_involved: list[int]
-    mentions: list[MentionView]
+    mentions: list[store.MentionView]
 
 
 class Reading(BaseModel):
@@ -177,15 +168,15 @@ def list_conflicts(project: Project) -> list[ConflictView]:
         meta = meta_of(r)
         if not meta.get("has_conflicts"):
             continue
-        mentions = mentions_of(project, r["id"])
+        mentions = store.mentions_of(project, r["id"])
         details = meta.get("conflict_details") or ""
         involved = _involved(details, mentions, r["name"])
         out.append(ConflictView(
             id=r["id"], name=r["name"], type=r["asset_type"], description=r["description"] or "",
             conflict_details=details, scenes=sorted({m["scene_number"] for m in mentions}),
             scenes_involved=involved,
-            mentions=[MentionView(scene_number=m["scene_number"], text=m["text"],
-                                  context=m["context"])
+            mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
+                                        context=m["context"])
                       for m in mentions if m["scene_number"] in involved]))
     return out
 
@@ -194,7 +185,7 @@ def _conflicted(project: Project, ref: str) -> dict[str, Any]:
     row = store.resolve(project, ref)
     if not meta_of(row).get("has_conflicts"):
         raise UsageError(f"{row['name']} has no recorded conflicts; to change its description "
-                         f"run stage5 edit {quoted(row['name'])} --description TEXT")
+                         f"run stage5 edit {store.quoted(row['name'])} --description TEXT")
     return row
 
 
@@ -218,7 +209,7 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
     """The rule: majority reading; on a tie the main scene's; then the latest scene's."""
     meta = meta_of(row)
     details = meta.get("conflict_details") or ""
-    mentions = mentions_of(project, row["id"])
+    mentions = store.mentions_of(project, row["id"])
     noun, readings = find_readings(details, mentions, row["name"])
     base = {"id": row["id"], "name": row["name"], "current_description": row["description"] or "",
             "conflict_details": details, "attribute": noun, "readings": readings}
@@ -306,10 +297,10 @@ def _settle(project: Project, ref: str, command: str, description: str,
                                        "at": now()}
         meta["has_conflicts"] = False
         meta["conflict_details"] = ""
-        own_fields(meta, ["description"])
-        update_asset(project, row["id"], description=description, metadata=meta)
+        store.own_fields(meta, ["description"])
+        store.update_asset(project, row["id"], description=description, metadata=meta)
         record(project, command, f"{command} {row['name']}", before, [row["id"]])
-    return asset_view(project, row["id"])
+    return store.asset_view(project, row["id"])
 
 
 def apply_suggestion(project: Project, ref: str, *, model: str | None = None,
@@ -320,7 +311,7 @@ def apply_suggestion(project: Project, ref: str, *, model: str | None = None,
     s = suggest(project, ref, model=model, api_base=api_base)
     if not s.usable:
         raise UsageError(f"no suggestion to apply for {s.name} ({s.reasoning}); "
-                         f"run stage5 conflicts {quoted(s.name)} --resolve TEXT")
+                         f"run stage5 conflicts {store.quoted(s.name)} --resolve TEXT")
     view = _settle(project, ref, "conflicts apply", s.description,
                    {"by": "suggestion", "method": s.method, "model": s.model, "chosen": s.chosen,
                     "reasoning": s.reasoning})

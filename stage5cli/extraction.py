@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assets import save_extraction
 from .errors import UsageError
 from .project import Project
+from .store import save_extraction
 
 BUILTIN = "builtin"
 

@@ -145,7 +145,7 @@ def review(
     json_: JsonOpt = False,
 ) -> None:
     """List the assets: name, type, aliases, scenes, confidence, priority, conflict, image, locked."""
-    from stage5cli.assets import list_views
+    from stage5cli.store import list_views
 
     views = list_views(open_project_opt(project), asset_type=type_, conflicts_only=conflicts)
     if json_:

@@ -102,8 +102,7 @@ def library_use(
     json_: JsonOpt = False,
 ) -> None:
     """Copy a library asset (with its image) into this project as an unlocked asset."""
-    from stage5cli import assets as store
-    from stage5cli import library
+    from stage5cli import library, store
 
     p = open_project_opt(project)
     row, warnings = library.use(p, name, as_name=as_name, asset_type=asset_type)
