@@ -63,12 +63,14 @@ def extract(
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from .extraction import ExtractOptions, plan, resolve_model
+    from .extract.base import LLMOptions
+    from .extract.registry import resolve_model
+    from .extract.service import plan
 
     p = _open(project)
-    opts = ExtractOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
-                          timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
-                          max_bytes=max_size)
+    opts = LLMOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+                      timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
+                      max_bytes=max_size)
     if dry_run:
         info = plan(p, script, opts)
         if json_:
@@ -113,7 +115,7 @@ def extract(
 
 
 def _run_with_progress(p, script, opts, *, quiet: bool):
-    from .extraction import run
+    from .extract.service import run
 
     if quiet or not sys.stderr.isatty():
         return run(p, script, opts)

@@ -6,7 +6,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .builtin_lexicon import (
+from .lexicon import (
     AGE_PREFIXES,
     ANIMALS,
     BODY_PARTS,
@@ -27,7 +27,7 @@ from .builtin_lexicon import (
     is_plural_person,
     singular,
 )
-from .builtin_text import CapsSpan, Index, in_quotes, sentences
+from .text import CapsSpan, Index, in_quotes, sentences
 
 # a group that speaks this many times is kept as a character ("unless they speak a lot")
 GROUP_MIN_LINES = 5

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from stage5cli.screenplay.model import Screenplay
 
-from .builtin_lexicon import (
+from .lexicon import (
     ADJECTIVE_ENDINGS,
     COLOURS,
     DETERMINERS,

@@ -21,7 +21,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from stage5cli.extract.builtin_text import Index
+from stage5cli.extract.builtin.text import Index
 
 _SEPARATORS = re.compile(r"\s+[-–—]+\s+|\s*--+\s*|\s*/\s*|\s*,\s*|\s+[-–—]+$")
 _PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")

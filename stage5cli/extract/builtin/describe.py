@@ -9,7 +9,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from stage5cli.extract.builtin_characters import (
+from stage5cli.extract.builtin.characters import (
     AGE_AT,
     caps_neighbour,
     ckey,
@@ -17,7 +17,7 @@ from stage5cli.extract.builtin_characters import (
     is_generic,
     split_joint,
 )
-from stage5cli.extract.builtin_lexicon import (
+from stage5cli.extract.builtin.lexicon import (
     APPEARANCE_NOUNS,
     APPEARANCE_WORDS,
     COLOURS,
@@ -30,9 +30,9 @@ from stage5cli.extract.builtin_lexicon import (
     is_person_word,
     singular,
 )
-from stage5cli.extract.builtin_places import place_key
-from stage5cli.extract.builtin_props import noun_key, noun_like
-from stage5cli.extract.builtin_text import Index, in_quotes
+from stage5cli.extract.builtin.places import place_key
+from stage5cli.extract.builtin.props import noun_key, noun_like
+from stage5cli.extract.builtin.text import Index, in_quotes
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -456,7 +456,7 @@ def describe_all(
     with_characters: set[str] = set()
     if any(a.type == "location" for a in assets):
         if character_names is None:
-            from stage5cli.extract.builtin_characters import find_characters
+            from stage5cli.extract.builtin.characters import find_characters
 
             character_names = [n for c in find_characters(index)[0] for n in c.names]
         with_characters = _sentences_naming(openings, _char_surfaces(list(character_names)))
