@@ -26,7 +26,7 @@ from stage5cli.extract.base import ExtractionResult, Extractor, Progress
 from stage5cli.extract.builtin.characters import (
     Character,
     aliases,
-    ckey,
+    character_key,
     core_tokens,
     display,
     find_characters,
@@ -102,7 +102,7 @@ def find_assets(sp: Screenplay) -> list[ExtractedAsset]:
 
 def _pass1(index) -> list[ExtractedAsset]:
     chars, caps_props = find_characters(index)
-    char_words = {w for c in chars for n in c.names for w in core_tokens(ckey(n))}
+    char_words = {w for c in chars for n in c.names for w in core_tokens(character_key(n))}
     places = find_places(index)
     props = find_props(index, caps_props, char_words)
     assets = [_character_asset(c) for c in chars]
