@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from . import store
-
-# choosing and configuring the extractor, not row access (the extractor registry replaces these)
-from .curation import field_of, llm_settings, model_for
 from .db import atomic, now
 from .errors import UsageError
 from .history import record
 from .project import Project
 from .store import as_extracted, meta_of
+
+if TYPE_CHECKING:
+    from .extract.base import Extractor
 
 
 class ConflictView(BaseModel):
@@ -255,30 +255,28 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
                       chosen=chosen.text, reasoning=why)
 
 
-def llm_suggestion(project: Project, row: dict[str, Any], *, model: str,
-                   api_base: str | None = None) -> Suggestion:
-    """One cached JSON call through litellm with prompts/conflict.txt."""
-    from .extract.llm import suggest_conflict_fix
-    from .extract.llmcall import run
-
+def llm_suggestion(project: Project, row: dict[str, Any], extractor: Extractor) -> Suggestion:
+    """The extractor's own fix (the LLM: one cached JSON call with prompts/conflict.txt)."""
     _, capsule = project.require_style()
     meta = meta_of(row)
-    data = run(suggest_conflict_fix(as_extracted(project, row), project.db,
-                                    llm_settings(model, api_base), style_name=capsule.name))
-    desc = store.check_description(str(field_of(data, "description", default="") or ""))
+    fix = extractor.suggest_conflict_fix(as_extracted(project, row), db=project.db,
+                                         style_name=capsule.name)
+    desc = store.check_description(fix.description if fix else "")
     return Suggestion(id=row["id"], name=row["name"], current_description=row["description"] or "",
                       conflict_details=meta.get("conflict_details") or "", description=desc,
-                      reasoning=str(field_of(data, "reasoning", default="") or ""),
-                      method="llm" if desc else "none", model=model)
+                      reasoning=fix.reasoning if fix else "",
+                      method="llm" if desc else "none", model=extractor.model)
 
 
 def suggest(project: Project, ref: str, *, model: str | None = None,
             api_base: str | None = None) -> Suggestion:
+    from .extract.registry import resolve
+
     row = _conflicted(project, ref)
-    model = model_for(model)
-    if model:
-        return llm_suggestion(project, row, model=model, api_base=api_base)
-    return offline_suggestion(project, row)
+    extractor = resolve(model, api_base=api_base)
+    if extractor.suggests_conflict_fixes:
+        return llm_suggestion(project, row, extractor)
+    return offline_suggestion(project, row)  # the built-in extractor: the majority rule
 
 
 def _settle(project: Project, ref: str, command: str, description: str,

@@ -443,43 +443,6 @@ def load_script(project: Project, asset: ExtractedAsset):
     return Screenplay(scenes=scenes, elements=elements)
 
 
-def model_for(model: str | None) -> str | None:
-    """--model, else $STAGE5_MODEL, else None (the built-in, offline path)."""
-    from .extraction import resolve_model
-
-    return resolve_model(model)
-
-
-def llm_settings(model: str, api_base: str | None):
-    from .extract.llm import LLMSettings
-
-    return LLMSettings(model=model, api_base=api_base)
-
-
-def _distill(project: Project, asset: ExtractedAsset, *, model: str | None, api_base: str | None,
-             instructions: str | None, style_name: str) -> tuple[str, Any]:
-    if model is None:
-        if instructions:
-            raise UsageError("--instructions needs an LLM: add --model M (or set $STAGE5_MODEL)")
-        from .extract.builtin import distill_builtin
-
-        return "builtin", distill_builtin(asset, load_script(project, asset), style_name=style_name)
-    from .extract.llm import distill
-    from .extract.llmcall import run
-
-    return "llm", run(distill(asset, project.db, llm_settings(model, api_base),
-                              style_name=style_name, instructions=instructions or None))
-
-
-def field_of(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
 def describe(project: Project, ref: str, *, model: str | None = None, api_base: str | None = None,
              instructions: str | None = None) -> tuple[str, store.AssetView, bool]:
     """Regenerate one description (pass 2 for one asset).
@@ -490,20 +453,21 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     Offline (no model and no $STAGE5_MODEL) it runs the built-in pass 2; with a model, the
     litellm pass 2 with its cache. The old description stays in the event's before snapshot.
     """
-    model = model_for(model)
+    from .extract.registry import resolve
+
+    extractor = resolve(model, api_base=api_base)
+    model = extractor.model
     project.require_draft("describe assets")
     _, capsule = project.require_style()
     row = store.resolve(project, ref)
     store.require_unlocked(row, "describe")
     asset = as_extracted(project, row)
-    extractor, result = _distill(project, asset, model=model, api_base=api_base,
-                                 instructions=instructions, style_name=capsule.name)
-    text = field_of(result, "description", default=None)
-    if text is None and isinstance(result, str):
-        text = result
-    text = store.check_description(str(text or ""))
+    result = extractor.distill(asset, db=project.db, style_name=capsule.name,
+                               script=lambda: load_script(project, asset),
+                               instructions=instructions)
+    text = store.check_description(result.description)
     if not text:
-        raise Stage5Error(f"the {'model' if model else 'built-in extractor'} returned an empty "
+        raise Stage5Error(f"the {extractor.noun} returned an empty "
                           f"description for {row['name']}; nothing changed")
     with atomic(project.db):
         project.require_draft("describe assets")
@@ -514,11 +478,11 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
             return old, asset_view(project, row["id"]), False
         before = store.snapshot(project, [row["id"]])
         meta = meta_of(row)
-        meta["described_by"] = {"extractor": extractor, "model": model,
+        meta["described_by"] = {"extractor": extractor.extractor_id, "model": model,
                                 "instructions": instructions or "", "at": now()}
         own_fields(meta, ["description"])
         update_asset(project, row["id"], description=text, metadata=meta)
-        record(project, "describe", f"describe {row['name']} ({model or 'built-in'})", before,
+        record(project, "describe", f"describe {row['name']} ({extractor.name})", before,
                 [row["id"]], model=model)
     return old, asset_view(project, row["id"]), True
 

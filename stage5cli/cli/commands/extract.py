@@ -69,12 +69,14 @@ def extract(
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from stage5cli.extraction import ExtractOptions, plan, resolve_model
+    from stage5cli.extract.base import LLMOptions
+    from stage5cli.extract.registry import resolve_model
+    from stage5cli.extract.service import plan
 
     p = open_project_opt(project)
-    opts = ExtractOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
-                          timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
-                          max_bytes=max_size)
+    opts = LLMOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+                      timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
+                      max_bytes=max_size)
     if dry_run:
         info = plan(p, script, opts)
         if json_:
@@ -119,7 +121,7 @@ def extract(
 
 
 def _run_with_progress(p, script, opts, *, quiet: bool):
-    from stage5cli.extraction import run
+    from stage5cli.extract.service import run
 
     if quiet or not sys.stderr.isatty():
         return run(p, script, opts)
