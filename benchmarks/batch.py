@@ -120,7 +120,7 @@ def with_llm(tmp: Path) -> None:
     print(f"LLM batch: {len(inputs)} scripts, fake OpenAI-compatible server at "
           f"{LATENCY:g} s per request, --llm-concurrency 8")
     t = time.perf_counter()
-    from stage5cli.extract.llmcall import _litellm
+    from stage5cli.extract.llm_calls import _litellm
 
     _litellm()  # batch imports litellm once in the parent before the workers fork
     print(f"  import litellm (once per batch, not counted below): {time.perf_counter() - t:.2f} s")

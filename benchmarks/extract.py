@@ -71,8 +71,9 @@ def eleven_scene_script():
 
 
 def llm_benchmark() -> None:
-    from stage5cli.extract.llm import LLMSettings, run_extract_llm
-    from stage5cli.extract.llmcall import run
+    from stage5cli.extract.base import LLMOptions
+    from stage5cli.extract.litellm_extractor import run_extract_llm
+    from stage5cli.extract.llm_calls import run
     from tests.fake_llm import FakeLLM
 
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-real-key")
@@ -80,7 +81,7 @@ def llm_benchmark() -> None:
     print(f"LLM extraction (fake OpenAI-compatible server, {LATENCY:g} s per request)")
 
     with FakeLLM(delay=LATENCY) as llm:
-        settings = LLMSettings(model="openai/bench-model", api_base=llm.api_base)
+        settings = LLMOptions(model="openai/bench-model", api_base=llm.api_base)
 
         # one-time costs of a cold process, then one warm call as the unit of latency
         t = time.perf_counter()
@@ -158,7 +159,7 @@ def llm_benchmark() -> None:
         rerun = len(llm.requests) - before
         print(f"    re-run: {rerun} requests at the server, {again.cache_hits} cache hits "
               f"(target 0) {_verdict(rerun == 0)}")
-        wide = LLMSettings(model=settings.model, api_base=settings.api_base, concurrency=32)
+        wide = LLMOptions(model=settings.model, api_base=settings.api_base, concurrency=32)
         t = time.perf_counter()
         run_extract_llm(sp, _db(tmp, "big_fish_32"), wide, style_name="Film noir")
         wall = time.perf_counter() - t

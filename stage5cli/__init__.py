@@ -6,7 +6,7 @@ use, so importing the package (and starting the CLI) stays fast:
     import stage5cli as s5
     project, _ = s5.init_project("my-film")
     s5.lock_style(project, "film-noir")
-    outcome = s5.run_extraction(project, Path("script.fountain"), s5.ExtractOptions())
+    outcome = s5.run_extraction(project, Path("script.fountain"), s5.LLMOptions())
     for asset in s5.list_assets(project): ...
 """
 
@@ -25,9 +25,10 @@ _API = {
     # scripts
     "load_screenplay": ("screenplay", "load"), "Screenplay": "screenplay",
     # extraction and assets
-    "ExtractOptions": "extraction", "run_extraction": ("extraction", "run"),
-    "list_assets": ("assets", "list_views"), "resolve_asset": ("assets", "resolve"),
-    "AssetView": "assets", "ExtractedAsset": "models",
+    "LLMOptions": "extract.base", "ExtractOptions": ("extract.base", "LLMOptions"),  # old name
+    "run_extraction": ("extract.service", "run"), "resolve_extractor": ("extract.registry", "resolve"),
+    "list_assets": ("store", "list_views"), "resolve_asset": ("store", "resolve"),
+    "AssetView": "store", "ExtractedAsset": "models",
     # images, locking, export, library, batch
     "get_backend": "images", "lock_all": "locking", "set_locked": "locking",
     "write_export": "export", "build_document": "export", "promote": "library",

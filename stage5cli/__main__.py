@@ -1,6 +1,6 @@
 """python -m stage5cli"""
 
-from .cli import app
+from stage5cli.cli import app
 
 if __name__ == "__main__":
     app(prog_name="stage5")

@@ -365,8 +365,8 @@ def process(task: Task, *, gate: Any = None,
     root = Path(task.project)
     try:
         from . import jobs
-        from .extraction import ExtractOptions
-        from .extraction import run as extract
+        from .extract.base import LLMOptions
+        from .extract.service import run as extract
         from .locking import lock_all
         from .project import import_style, init_project, lock_style
 
@@ -384,7 +384,7 @@ def process(task: Task, *, gate: Any = None,
             import_style(project, Path(task.style.file))
         lock_style(project, task.style.id)
         say("extract")
-        outcome = extract(project, Path(task.script), ExtractOptions(
+        outcome = extract(project, Path(task.script), LLMOptions(
             model=opts.model, api_base=opts.api_base, concurrency=opts.llm_concurrency,
             timeout=opts.timeout, gate=gate))
         st = outcome.stats
@@ -487,7 +487,7 @@ def check_options(opts: BatchOptions) -> None:
 
 def prepare(inputs: list[str], opts: BatchOptions) -> tuple[list[Task], Style]:
     """Validate everything and make one task per script (usage errors raise, exit 2)."""
-    from .extraction import resolve_model
+    from .extract.registry import resolve_model
 
     opts.model = resolve_model(opts.model)
     opts.exports = tuple(dict.fromkeys(f.lower() for f in opts.exports))
@@ -638,17 +638,15 @@ def _forks() -> bool:
 
 def _warm(opts: BatchOptions) -> None:
     """Import what every script needs once, in the parent, before the workers fork."""
-    from . import extraction, jobs, locking, project  # noqa: F401
+    from . import jobs, locking, project  # noqa: F401
+    from .extract import service  # noqa: F401
+    from .extract.registry import resolve
 
-    if not opts.model:
-        from .extract import builtin  # noqa: F401
-    elif _forks():
+    extractor = resolve(opts.model, env=False)  # imports the extractor's own modules
+    if _forks():
         # litellm takes seconds to import and starts no thread doing it: once here, not
         # once per worker
-        from .extract import llm  # noqa: F401
-        from .extract.llmcall import _litellm
-
-        _litellm()
+        extractor.preload()
     if opts.exports:
         from . import export  # noqa: F401
     if opts.generate and opts.backend == "placeholder":

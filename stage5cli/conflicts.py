@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from . import assets as store
-from .curation import (
-    MentionView,
-    as_extracted,
-    asset_view,
-    field_of,
-    llm_settings,
-    mentions_of,
-    meta_of,
-    model_for,
-    own_fields,
-    quoted,
-    record,
-    update_asset,
-)
+from . import store
 from .db import atomic, now
 from .errors import UsageError
+from .history import record
 from .project import Project
+from .store import as_extracted, meta_of
+
+if TYPE_CHECKING:
+    from .extract.base import Extractor
 
 
 class ConflictView(BaseModel):
@@ -39,7 +30,7 @@ class ConflictView(BaseModel):
     conflict_details: str
     scenes: list[int]
     scenes_involved: list[int]
-    mentions: list[MentionView]
+    mentions: list[store.MentionView]
 
 
 class Reading(BaseModel):
@@ -177,15 +168,15 @@ def list_conflicts(project: Project) -> list[ConflictView]:
         meta = meta_of(r)
         if not meta.get("has_conflicts"):
             continue
-        mentions = mentions_of(project, r["id"])
+        mentions = store.mentions_of(project, r["id"])
         details = meta.get("conflict_details") or ""
         involved = _involved(details, mentions, r["name"])
         out.append(ConflictView(
             id=r["id"], name=r["name"], type=r["asset_type"], description=r["description"] or "",
             conflict_details=details, scenes=sorted({m["scene_number"] for m in mentions}),
             scenes_involved=involved,
-            mentions=[MentionView(scene_number=m["scene_number"], text=m["text"],
-                                  context=m["context"])
+            mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
+                                        context=m["context"])
                       for m in mentions if m["scene_number"] in involved]))
     return out
 
@@ -194,7 +185,7 @@ def _conflicted(project: Project, ref: str) -> dict[str, Any]:
     row = store.resolve(project, ref)
     if not meta_of(row).get("has_conflicts"):
         raise UsageError(f"{row['name']} has no recorded conflicts; to change its description "
-                         f"run stage5 edit {quoted(row['name'])} --description TEXT")
+                         f"run stage5 edit {store.quoted(row['name'])} --description TEXT")
     return row
 
 
@@ -218,7 +209,7 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
     """The rule: majority reading; on a tie the main scene's; then the latest scene's."""
     meta = meta_of(row)
     details = meta.get("conflict_details") or ""
-    mentions = mentions_of(project, row["id"])
+    mentions = store.mentions_of(project, row["id"])
     noun, readings = find_readings(details, mentions, row["name"])
     base = {"id": row["id"], "name": row["name"], "current_description": row["description"] or "",
             "conflict_details": details, "attribute": noun, "readings": readings}
@@ -264,30 +255,28 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
                       chosen=chosen.text, reasoning=why)
 
 
-def llm_suggestion(project: Project, row: dict[str, Any], *, model: str,
-                   api_base: str | None = None) -> Suggestion:
-    """One cached JSON call through litellm with prompts/conflict.txt."""
-    from .extract.llm import suggest_conflict_fix
-    from .extract.llmcall import run
-
+def llm_suggestion(project: Project, row: dict[str, Any], extractor: Extractor) -> Suggestion:
+    """The extractor's own fix (the LLM: one cached JSON call with prompts/conflict.txt)."""
     _, capsule = project.require_style()
     meta = meta_of(row)
-    data = run(suggest_conflict_fix(as_extracted(project, row), project.db,
-                                    llm_settings(model, api_base), style_name=capsule.name))
-    desc = store.check_description(str(field_of(data, "description", default="") or ""))
+    fix = extractor.suggest_conflict_fix(as_extracted(project, row), db=project.db,
+                                         style_name=capsule.name)
+    desc = store.check_description(fix.description if fix else "")
     return Suggestion(id=row["id"], name=row["name"], current_description=row["description"] or "",
                       conflict_details=meta.get("conflict_details") or "", description=desc,
-                      reasoning=str(field_of(data, "reasoning", default="") or ""),
-                      method="llm" if desc else "none", model=model)
+                      reasoning=fix.reasoning if fix else "",
+                      method="llm" if desc else "none", model=extractor.model)
 
 
 def suggest(project: Project, ref: str, *, model: str | None = None,
             api_base: str | None = None) -> Suggestion:
+    from .extract.registry import resolve
+
     row = _conflicted(project, ref)
-    model = model_for(model)
-    if model:
-        return llm_suggestion(project, row, model=model, api_base=api_base)
-    return offline_suggestion(project, row)
+    extractor = resolve(model, api_base=api_base)
+    if extractor.suggests_conflict_fixes:
+        return llm_suggestion(project, row, extractor)
+    return offline_suggestion(project, row)  # the built-in extractor: the majority rule
 
 
 def _settle(project: Project, ref: str, command: str, description: str,
@@ -306,10 +295,10 @@ def _settle(project: Project, ref: str, command: str, description: str,
                                        "at": now()}
         meta["has_conflicts"] = False
         meta["conflict_details"] = ""
-        own_fields(meta, ["description"])
-        update_asset(project, row["id"], description=description, metadata=meta)
+        store.own_fields(meta, ["description"])
+        store.update_asset(project, row["id"], description=description, metadata=meta)
         record(project, command, f"{command} {row['name']}", before, [row["id"]])
-    return asset_view(project, row["id"])
+    return store.asset_view(project, row["id"])
 
 
 def apply_suggestion(project: Project, ref: str, *, model: str | None = None,
@@ -320,7 +309,7 @@ def apply_suggestion(project: Project, ref: str, *, model: str | None = None,
     s = suggest(project, ref, model=model, api_base=api_base)
     if not s.usable:
         raise UsageError(f"no suggestion to apply for {s.name} ({s.reasoning}); "
-                         f"run stage5 conflicts {quoted(s.name)} --resolve TEXT")
+                         f"run stage5 conflicts {store.quoted(s.name)} --resolve TEXT")
     view = _settle(project, ref, "conflicts apply", s.description,
                    {"by": "suggestion", "method": s.method, "model": s.model, "chosen": s.chosen,
                     "reasoning": s.reasoning})

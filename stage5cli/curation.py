@@ -14,11 +14,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import assets as store
-from .db import atomic, dumps, loads, now
+from . import store
+from .db import atomic, now
 from .errors import Stage5Error, UsageError
-from .models import ExtractedAsset, Mention
+from .history import record
+from .models import ExtractedAsset
 from .project import Project
+from .store import (
+    as_extracted,
+    asset_view,
+    mentions_of,
+    meta_of,
+    own_fields,
+    quoted,
+    update_asset,
+)
 from .trash import (
     image_files,
     move_files,
@@ -33,12 +43,6 @@ EDITABLE = ("name", "type", "description", "aliases", "is_priority")
 
 
 # ---- views ---------------------------------------------------------------------------------
-
-
-class MentionView(BaseModel):
-    scene_number: int
-    text: str
-    context: str
 
 
 class JobView(BaseModel):
@@ -61,84 +65,13 @@ class AssetDetail(store.AssetView):
 
     image_exists: bool
     metadata: dict[str, Any]
-    mentions: list[MentionView]
+    mentions: list[store.MentionView]
     jobs: list[JobView]
     created_at: str
     updated_at: str
 
 
 # ---- small helpers -------------------------------------------------------------------------
-
-
-def meta_of(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(loads(row["metadata"], {}) or {})
-
-
-def mentions_of(project: Project, asset_id: int) -> list[dict[str, Any]]:
-    return list(project.db.query(
-        "SELECT * FROM asset_mentions WHERE asset_id = ? ORDER BY scene_number, id", [asset_id]))
-
-
-def row_of(project: Project, asset_id: int) -> dict[str, Any]:
-    return next(project.db.query("SELECT * FROM project_assets WHERE id = ?", [asset_id]))
-
-
-def asset_view(project: Project, asset_id: int) -> store.AssetView:
-    scenes = sorted({m["scene_number"] for m in mentions_of(project, asset_id)})
-    return store.view(row_of(project, asset_id), scenes)
-
-
-def own_fields(meta: dict[str, Any], fields: Iterable[str]) -> None:
-    owned = list(meta.get("user_fields", []))
-    for f in fields:
-        if f not in owned:
-            owned.append(f)
-    meta["user_fields"] = owned
-
-
-def update_asset(project: Project, asset_id: int, **cols: Any) -> None:
-    cols["updated_at"] = now()
-    if "metadata" in cols and not isinstance(cols["metadata"], str):
-        cols["metadata"] = dumps(cols["metadata"])
-    sets = ", ".join(f"{k} = ?" for k in cols)
-    project.db.execute(f"UPDATE project_assets SET {sets} WHERE id = ?", [*cols.values(), asset_id])
-
-
-def record(project: Project, command: str, summary: str, before: dict, touched: list[int],
-            **extra: Any) -> int:
-    """Write the event of a change (call inside its transaction, after the change)."""
-    after = store.snapshot(project, touched)
-    return project.record_event(command, {
-        "summary": summary, "before": before, "touched": touched, "after": after, **extra})
-
-
-def _check_alias(alias: str) -> str:
-    alias = " ".join(alias.split())
-    if not alias:
-        raise UsageError("an alias cannot be empty")
-    if len(alias) > store.MAX_NAME:
-        raise UsageError(f"an alias is at most {store.MAX_NAME} characters")
-    return alias
-
-
-def _owner(project: Project, name: str, asset_type: str | None,
-           exclude: Iterable[int] = ()) -> dict[str, Any] | None:
-    """Another asset on this branch that already answers to `name` (name or alias)."""
-    from .extract.merge import norm_name
-
-    low = name.lower()
-    key = norm_name(name)
-    skip = set(exclude)
-    for r in store.rows(project):
-        if r["id"] in skip:
-            continue
-        aliases = meta_of(r).get("aliases", [])
-        if low == r["name"].lower() or low in (a.lower() for a in aliases):
-            return r
-        if asset_type == r["asset_type"] and key and key in {
-                norm_name(x) for x in [r["name"], *aliases]}:
-            return r
-    return None
 
 
 def _dedupe(names: Iterable[str], drop: Iterable[str] = ()) -> list[str]:
@@ -162,15 +95,14 @@ def _exists(project: Project, rel: str | None) -> bool:
 def show(project: Project, ref: str) -> AssetDetail:
     row = store.resolve(project, ref)
     mentions = mentions_of(project, row["id"])
-    jobs = project.db.query(
-        "SELECT * FROM image_generation_jobs WHERE asset_id = ? ORDER BY id", [row["id"]])
+    jobs = store.jobs_of(project, row["id"])
     base = store.view(row, sorted({m["scene_number"] for m in mentions}))
     return AssetDetail(
         **base.model_dump(),
         image_exists=_exists(project, row["image_key_url"]),
         metadata=meta_of(row),
-        mentions=[MentionView(scene_number=m["scene_number"], text=m["text"], context=m["context"])
-                  for m in mentions],
+        mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
+                                    context=m["context"]) for m in mentions],
         jobs=[JobView(id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
                       width=j["width"], height=j["height"], seed=j["seed"],
                       image_path=j["image_path"], image_exists=_exists(project, j["image_path"]),
@@ -232,7 +164,7 @@ def parse_edit(text: str) -> dict[str, Any]:
         raise UsageError(f"{field}: {err['msg']}") from None
     return {"name": store.check_name(doc.name), "asset_type": store.check_type(doc.type),
             "description": store.check_description(doc.description or ""),
-            "aliases": [_check_alias(a) for a in (doc.aliases or [])],
+            "aliases": [store.check_alias(a) for a in (doc.aliases or [])],
             "is_priority": doc.is_priority}
 
 
@@ -246,7 +178,7 @@ def edit(project: Project, ref: str, *, name: str | None = None,
     `aliases` replaces the whole list (the $EDITOR path); `add_aliases`/`remove_aliases`
     change it. Renaming keeps the old name as an alias so re-extraction still matches it.
     """
-    add_aliases = [_check_alias(a) for a in add_aliases]
+    add_aliases = [store.check_alias(a) for a in add_aliases]
     remove_aliases = [" ".join(a.split()) for a in remove_aliases]
     with atomic(project.db):
         project.require_draft("edit assets")
@@ -267,7 +199,7 @@ def edit(project: Project, ref: str, *, name: str | None = None,
             new["is_priority"] = bool(is_priority)
         explicit_aliases = aliases is not None or bool(add_aliases) or bool(remove_aliases)
         if aliases is not None:
-            new["aliases"] = [_check_alias(a) for a in aliases]
+            new["aliases"] = [store.check_alias(a) for a in aliases]
         for a in remove_aliases:
             if a.lower() not in (x.lower() for x in new["aliases"]):
                 have = ", ".join(new["aliases"]) or "none"
@@ -276,7 +208,7 @@ def edit(project: Project, ref: str, *, name: str | None = None,
         new["aliases"] = _dedupe([*new["aliases"], *add_aliases])
         renamed = new["name"] != row["name"]
         if renamed or new["type"] != row["asset_type"]:
-            other = _owner(project, new["name"], new["type"], exclude=[row["id"]])
+            other = store.owner(project, new["name"], new["type"], exclude=[row["id"]])
             if other is not None:
                 raise UsageError(f"{new['name']!r} already names asset {other['name']} "
                                  f"(id {other['id']}); to combine them run stage5 merge")
@@ -288,7 +220,7 @@ def edit(project: Project, ref: str, *, name: str | None = None,
         for a in new["aliases"]:
             if a.lower() in (x.lower() for x in old_aliases) or a.lower() == row["name"].lower():
                 continue
-            other = _owner(project, a, new["type"], exclude=[row["id"]])
+            other = store.owner(project, a, new["type"], exclude=[row["id"]])
             if other is not None:
                 raise UsageError(f"alias {a!r} already names asset {other['name']} (id "
                                  f"{other['id']}); to combine them run stage5 merge "
@@ -311,12 +243,6 @@ def edit(project: Project, ref: str, *, name: str | None = None,
     return asset_view(project, row["id"]), changed
 
 
-def quoted(name: str) -> str:
-    import shlex
-
-    return shlex.quote(name)
-
-
 # ---- add -----------------------------------------------------------------------------------
 
 
@@ -326,11 +252,11 @@ def add(project: Project, name: str, asset_type: str, *, description: str = "",
     name = store.check_name(name)
     asset_type = store.check_type(asset_type)
     description = store.check_description(description or "")
-    alias_list = _dedupe([_check_alias(a) for a in aliases], drop=[name])
+    alias_list = _dedupe([store.check_alias(a) for a in aliases], drop=[name])
     with atomic(project.db):
         project.require_draft("add assets")
         for n in [name, *alias_list]:
-            other = _owner(project, n, asset_type)
+            other = store.owner(project, n, asset_type)
             if other is not None:
                 what = "an asset" if n == name else "alias"
                 raise UsageError(f"{what} {n!r} already exists: asset {other['name']} "
@@ -369,8 +295,7 @@ def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
             ids = list(found)
             before = store.snapshot(project, ids)
             files = image_files(project, ids)
-            marks = ",".join("?" * len(ids))
-            project.db.execute(f"DELETE FROM project_assets WHERE id IN ({marks})", ids)
+            store.delete_assets(project, ids)
             # a file another branch's copy still points at stays where it is
             moves = [(f, trash_name(project, f)) for f in files
                      if not still_referenced(project, f)]
@@ -467,19 +392,17 @@ def merge(project: Project, target: str, sources: list[str], *,
             owned.append("description")
         own_fields(meta, [f for f in owned if f in ("description", "is_priority", "aliases")])
         have = {(m["scene_number"], m["text"], m["context"]) for m in mentions_of(project, t["id"])}
+        moved = []
         for s in srcs:
             for m in mentions_of(project, s["id"]):
                 key = (m["scene_number"], m["text"], m["context"])
                 if key not in have:
                     have.add(key)
-                    project.db.execute("UPDATE asset_mentions SET asset_id = ? WHERE id = ?",
-                                       [t["id"], m["id"]])
+                    moved.append(m["id"])
         src_ids = [s["id"] for s in srcs]
-        marks = ",".join("?" * len(src_ids))
-        project.db.execute(
-            f"UPDATE image_generation_jobs SET asset_id = ? WHERE asset_id IN ({marks})",
-            [t["id"], *src_ids])
-        project.db.execute(f"DELETE FROM project_assets WHERE id IN ({marks})", src_ids)
+        store.move_mentions(project, moved, t["id"])
+        store.move_jobs(project, src_ids, t["id"])
+        store.delete_assets(project, src_ids)
         update_asset(project, t["id"], description=description, metadata=meta,
                 stale=0 if any(not s["stale"] for s in srcs) else t["stale"])
         names = [s["name"] for s in srcs]
@@ -489,19 +412,6 @@ def merge(project: Project, target: str, sources: list[str], *,
 
 
 # ---- describe ------------------------------------------------------------------------------
-
-
-def as_extracted(project: Project, row: dict[str, Any]) -> ExtractedAsset:
-    meta = meta_of(row)
-    return ExtractedAsset(
-        name=row["name"], type=row["asset_type"], aliases=list(meta.get("aliases", [])),
-        mentions=[Mention(scene_number=m["scene_number"], text=m["text"], context=m["context"])
-                  for m in mentions_of(project, row["id"])],
-        description=row["description"] or "",
-        confidence_score=float(meta.get("confidence_score") or 0.0),
-        is_priority=bool(meta.get("is_priority")), has_conflicts=bool(meta.get("has_conflicts")),
-        conflict_details=meta.get("conflict_details") or "",
-    )
 
 
 def load_script(project: Project, asset: ExtractedAsset):
@@ -533,43 +443,6 @@ def load_script(project: Project, asset: ExtractedAsset):
     return Screenplay(scenes=scenes, elements=elements)
 
 
-def model_for(model: str | None) -> str | None:
-    """--model, else $STAGE5_MODEL, else None (the built-in, offline path)."""
-    from .extraction import resolve_model
-
-    return resolve_model(model)
-
-
-def llm_settings(model: str, api_base: str | None):
-    from .extract.llm import LLMSettings
-
-    return LLMSettings(model=model, api_base=api_base)
-
-
-def _distill(project: Project, asset: ExtractedAsset, *, model: str | None, api_base: str | None,
-             instructions: str | None, style_name: str) -> tuple[str, Any]:
-    if model is None:
-        if instructions:
-            raise UsageError("--instructions needs an LLM: add --model M (or set $STAGE5_MODEL)")
-        from .extract.builtin import distill_builtin
-
-        return "builtin", distill_builtin(asset, load_script(project, asset), style_name=style_name)
-    from .extract.llm import distill
-    from .extract.llmcall import run
-
-    return "llm", run(distill(asset, project.db, llm_settings(model, api_base),
-                              style_name=style_name, instructions=instructions or None))
-
-
-def field_of(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
 def describe(project: Project, ref: str, *, model: str | None = None, api_base: str | None = None,
              instructions: str | None = None) -> tuple[str, store.AssetView, bool]:
     """Regenerate one description (pass 2 for one asset).
@@ -580,20 +453,21 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     Offline (no model and no $STAGE5_MODEL) it runs the built-in pass 2; with a model, the
     litellm pass 2 with its cache. The old description stays in the event's before snapshot.
     """
-    model = model_for(model)
+    from .extract.registry import resolve
+
+    extractor = resolve(model, api_base=api_base)
+    model = extractor.model
     project.require_draft("describe assets")
     _, capsule = project.require_style()
     row = store.resolve(project, ref)
     store.require_unlocked(row, "describe")
     asset = as_extracted(project, row)
-    extractor, result = _distill(project, asset, model=model, api_base=api_base,
-                                 instructions=instructions, style_name=capsule.name)
-    text = field_of(result, "description", default=None)
-    if text is None and isinstance(result, str):
-        text = result
-    text = store.check_description(str(text or ""))
+    result = extractor.distill(asset, db=project.db, style_name=capsule.name,
+                               script=lambda: load_script(project, asset),
+                               instructions=instructions)
+    text = store.check_description(result.description)
     if not text:
-        raise Stage5Error(f"the {'model' if model else 'built-in extractor'} returned an empty "
+        raise Stage5Error(f"the {extractor.noun} returned an empty "
                           f"description for {row['name']}; nothing changed")
     with atomic(project.db):
         project.require_draft("describe assets")
@@ -604,11 +478,11 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
             return old, asset_view(project, row["id"]), False
         before = store.snapshot(project, [row["id"]])
         meta = meta_of(row)
-        meta["described_by"] = {"extractor": extractor, "model": model,
+        meta["described_by"] = {"extractor": extractor.extractor_id, "model": model,
                                 "instructions": instructions or "", "at": now()}
         own_fields(meta, ["description"])
         update_asset(project, row["id"], description=text, metadata=meta)
-        record(project, "describe", f"describe {row['name']} ({model or 'built-in'})", before,
+        record(project, "describe", f"describe {row['name']} ({extractor.name})", before,
                 [row["id"]], model=model)
     return old, asset_view(project, row["id"]), True
 

@@ -21,8 +21,8 @@ def demo_script() -> Path:
 
 def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_STYLE) -> dict[str, Any]:
     from . import jobs
-    from .extraction import ExtractOptions
-    from .extraction import run as extract
+    from .extract.base import LLMOptions
+    from .extract.service import run as extract
     from .images import get_backend
     from .locking import lock_all
     from .project import DB_NAME, init_project, lock_style
@@ -36,7 +36,7 @@ def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_S
     lock_style(project, style)
     say(f"2. locked style {style}")
     script = demo_script()
-    outcome = extract(project, script, ExtractOptions())
+    outcome = extract(project, script, LLMOptions())
     c = outcome.counts
     say(f"3. extracted {c['character']} characters, {c['location']} locations, {c['prop']} props "
         f"from {script.name} (built-in extractor, offline)")

@@ -105,24 +105,14 @@ def check_project(root: Path, fix: bool, report: Report) -> None:
 
 
 def check_environment(report: Report, model: str | None) -> None:
+    """Optional extras, and what the extractor --model / $STAGE5_MODEL names needs."""
     for extra, modules in (("pdf", ["pypdf"]), ("diffusers", ["torch", "diffusers", "transformers"])):
         found = [m for m in modules if importlib.util.find_spec(m) is None]
         report.add(f"extra: {extra}", True,
                    "installed" if not found else f"not installed (pip install 'stage5[{extra}]')")
-    if not model:
-        report.add("LLM", True, "no model configured: the offline built-in extractor is used")
-        return
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        import litellm
+    from .extract.registry import resolve
 
-        env = litellm.validate_environment(model=model)
-    except Exception as e:  # noqa: BLE001 - a diagnosis, not an operation
-        report.add(f"LLM {model}", False, f"cannot check ({e.__class__.__name__})")
-        return
-    missing = env.get("missing_keys") or []
-    report.add(f"LLM {model}", not missing,
-               "keys present" if not missing else "missing environment variable(s): " + ", ".join(missing))
+    report.add(*resolve(model).check_environment())  # STAGE5_MODEL=builtin is no model name
 
 
 def run(root: Path, *, fix: bool, model: str | None) -> Report:

@@ -61,7 +61,7 @@ def _image_info(project: Project, rel: str | None, name: str, *, strict: bool) -
 
 def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
     """The export document. Refused (exit 3) unless stage 5 is locked or `draft` is set."""
-    from . import assets as store
+    from . import store
 
     st = project.stage()
     locked = st["status"] == "locked"

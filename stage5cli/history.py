@@ -1,7 +1,8 @@
 """History and undo: the `events` table, and reverting the last change of the active branch.
 
-An event can be undone when its payload holds the state before the change:
-  before + touched   the rows of those assets (assets.snapshot) -> assets.restore()
+Changes write their event with record() (or Project.record_event). An event can be undone
+when its payload holds the state before the change:
+  before + touched   the rows of those assets (store.snapshot) -> store.restore()
   stage_before       the stage_state row of the branch
   trashed            [{"from", "to"}] image files moved to the trash -> moved back
   after              (optional) the rows right after the change; when present, undo first
@@ -18,11 +19,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import assets as store
+from . import store
 from .db import atomic, loads
 from .errors import BlockedError, UsageError
 from .project import Project
-from .trash import move_files, project_file, still_referenced, trash_name, undo_moves
+from .trash import (
+    image_files,
+    move_files,
+    project_file,
+    still_referenced,
+    trash_name,
+    undo_moves,
+)
 
 LOCK_COMMANDS = ("lock", "unlock", "lock-all")
 # Never undone, whatever their payload holds (the style lock is the project's contract).
@@ -53,6 +61,15 @@ class EventView(BaseModel):
     undoable: bool
     why_not: str | None
     payload: dict[str, Any] | None = None
+
+
+def record(project: Project, command: str, summary: str, before: dict, touched: list[int],
+           **extra: Any) -> int:
+    """Write the event of a change (call inside its transaction, after the change): the
+    before-state, the touched asset ids and their rows after, which undo checks and restores."""
+    after = store.snapshot(project, touched)
+    return project.record_event(command, {
+        "summary": summary, "before": before, "touched": touched, "after": after, **extra})
 
 
 def _summary(command: str, payload: dict[str, Any]) -> str:
@@ -166,17 +183,13 @@ def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> 
         return
     touched = list(payload.get("touched", []))
     ids = sorted(set(touched) | {a["id"] for a in payload["before"].get("assets", [])})
-    if ids:
-        marks = ",".join("?" * len(ids))
-        current = list(project.db.query(
-            f"SELECT id, name, branch_id, locked FROM project_assets WHERE id IN ({marks})", ids))
-        for r in current:
-            if r["branch_id"] != event["branch_id"]:
-                raise BlockedError(f"cannot undo {command}: asset id {r['id']} now belongs to "
-                                   "another branch")
-            if r["locked"] and command not in LOCK_COMMANDS:
-                raise BlockedError(f"asset {r['name']!r} is locked: run stage5 unlock "
-                                   f"{r['name']!r} to undo {command}")
+    for r in store.by_ids(project, ids):
+        if r["branch_id"] != event["branch_id"]:
+            raise BlockedError(f"cannot undo {command}: asset id {r['id']} now belongs to "
+                               "another branch")
+        if r["locked"] and command not in LOCK_COMMANDS:
+            raise BlockedError(f"asset {r['name']!r} is locked: run stage5 unlock "
+                               f"{r['name']!r} to undo {command}")
     changed = _changed_since(project, payload)
     if changed:
         raise BlockedError(f"cannot undo {command}: asset {changed!r} was changed after it "
@@ -192,8 +205,6 @@ def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> 
 
 def _created_files(project: Project, payload: dict[str, Any]) -> list[Path]:
     """Image files referenced now by the touched assets but not in the before-state."""
-    from .trash import image_files
-
     before = payload["before"]
     old = {str(p.resolve()) for ref in
            [*(a.get("image_key_url") for a in before.get("assets", [])),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import assets as store
+from . import store
 from .db import atomic, dumps, loads, now
 from .errors import Stage5Error, UsageError
 from .project import Project

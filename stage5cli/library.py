@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import BaseModel
 
-from . import files, migrations
+from . import files, migrations, store
 from .db import atomic, connect, dumps, loads, now
 from .errors import BlockedError, NotFoundError, Stage5Error, UsageError
 from .models import ASSET_TYPES
@@ -27,18 +26,11 @@ from .project import Project
 
 DB_NAME = "library.db"
 IMAGES = "images"
-TABLE = "_stage5_migrations"  # the same table name as a project's, inside library.db
-
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
+TABLE = migrations.TABLE  # the same table name as a project's, inside library.db
+LIBRARY = migrations.MigrationSet("library")
 
 
-def _migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
-
-
-@_migration
+@LIBRARY.migration
 def lib001_initial(db: sqlite_utils.Database) -> None:
     db.execute(
         f"""
@@ -66,7 +58,7 @@ def lib001_initial(db: sqlite_utils.Database) -> None:
 
 
 def known_versions() -> list[str]:
-    return [name for name, _ in MIGRATIONS]
+    return LIBRARY.names()
 
 
 class LibraryAsset(BaseModel):
@@ -125,7 +117,7 @@ def _unusable(root: Path, reason: str) -> UsageError:
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the library migrations not yet recorded; return the names applied."""
-    return migrations.migrate(db, steps=MIGRATIONS, label="library")
+    return LIBRARY.migrate(db)
 
 
 def open_library(*, create: bool = False, root: Path | None = None) -> Library | None:
@@ -147,7 +139,7 @@ def open_library(*, create: bool = False, root: Path | None = None) -> Library |
     elif not path.is_file():
         raise _unusable(root, f"{path} is not a file")
     else:
-        migrations.preflight(path, known=known_versions(), label="library", allow_empty=True)
+        LIBRARY.preflight(path, allow_empty=True)
     try:
         db = connect(path, create=True)
         migrate(db)
@@ -180,12 +172,7 @@ def _to_model(lib_root: Path, row: dict[str, Any]) -> LibraryAsset:
 
 
 def _check_type(asset_type: str | None) -> str | None:
-    if asset_type is None:
-        return None
-    t = asset_type.strip().lower()
-    if t not in ASSET_TYPES:
-        raise UsageError(f"unknown type {asset_type!r}: use one of {', '.join(ASSET_TYPES)}")
-    return t
+    return None if asset_type is None else store.check_type(asset_type)
 
 
 def list_assets(asset_type: str | None = None) -> list[LibraryAsset]:
@@ -273,7 +260,7 @@ def _style_of(project: Project, row: dict[str, Any]) -> tuple[str | None, str | 
                                [row["visual_style_capsule_id"]]).fetchone()
         if s:
             return s[0], s[1], s[2]
-    src = loads(row["metadata"], {}).get("library") or {}
+    src = store.meta_of(row).get("library") or {}
     if src.get("style_id"):
         return src.get("style_id"), src.get("style_name"), src.get("style_sha256")
     return None, None, None
@@ -284,8 +271,6 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
 
     Returns one {asset, type, library_id, action ('added'|'replaced'), image_sha256} per asset.
     """
-    from . import assets as store
-
     if not refs:
         raise UsageError("name at least one asset to promote")
     picked: dict[int, dict[str, Any]] = {}
@@ -297,10 +282,10 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
         if not rel or not (project.root / rel).is_file():
             what = "no image key" if not rel else f"no image file on disk ({rel})"
             raise BlockedError(f"asset {row['name']!r} has {what}: run stage5 generate "
-                               f"{_quote(row['name'])} first (the library keeps images)")
+                               f"{store.quoted(row['name'])} first (the library keeps images)")
         if not row["locked"]:
             raise BlockedError(f"asset {row['name']!r} is not locked: only signed-off assets go "
-                               f"into the library; run stage5 lock {_quote(row['name'])} first")
+                               f"into the library; run stage5 lock {store.quoted(row['name'])} first")
     keys = [(r["name"].lower(), r["asset_type"]) for r in picked.values()]
     if len(set(keys)) < len(keys):
         raise UsageError("two of the named assets share a name and type; promote them one at a time")
@@ -340,7 +325,7 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
                     "style_name": style_name, "voice_profile_id": row["voice_profile_id"],
                     "promoted_from_project_id": project.uid,
                     "promoted_from_asset_id": row["id"],
-                    "aliases": dumps(loads(row["metadata"], {}).get("aliases", [])),
+                    "aliases": dumps(store.meta_of(row).get("aliases", [])),
                     "updated_at": at,
                 }
                 old = existing.get((row["name"].lower(), row["asset_type"]))
@@ -366,12 +351,6 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
     return out
 
 
-def _quote(name: str) -> str:
-    import shlex
-
-    return shlex.quote(name)
-
-
 # ---- use -----------------------------------------------------------------------------------
 
 
@@ -379,8 +358,6 @@ def use(project: Project, name: str, *, as_name: str | None = None,
         asset_type: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Copy a library asset (and its image) into the project's active branch as a new,
     unlocked asset of origin 'library'. Returns (the new project row, warnings)."""
-    from . import assets as store
-
     project.require_draft("use a library asset")
     lib = open_library()
     row = _find(lib, name, asset_type)
@@ -388,7 +365,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
     new_name = store.check_name(as_name if as_name is not None else row["name"])
     taken: dict[str, dict] = {}
     for r in store.rows(project):
-        for n in [r["name"], *loads(r["metadata"], {}).get("aliases", [])]:
+        for n in [r["name"], *store.meta_of(r).get("aliases", [])]:
             taken.setdefault(n.lower(), r)
     if new_name.lower() in taken:
         r = taken[new_name.lower()]
@@ -398,7 +375,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
     src = lib.root / row["image_key_url"]
     if not src.is_file():
         raise Stage5Error(f"the library image of {row['name']!r} is missing ({src}); "
-                          f"promote it again or run stage5 library remove {_quote(row['name'])}")
+                          f"promote it again or run stage5 library remove {store.quoted(row['name'])}")
     warnings: list[str] = []
     locked = project.locked_style()
     style_capsule_id = None
@@ -412,7 +389,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
             f"{row['name']!r} was made in style {row['visual_style_capsule_id'] or 'unknown'} "
             f"(sha256 {(row['style_sha256'] or '?')[:12]}) but the project is locked to "
             f"{locked[0]['style_id']} (sha256 {locked[0]['sha256'][:12]}); run stage5 generate "
-            f"{_quote(new_name)} to redraw it in the project's style")
+            f"{store.quoted(new_name)} to redraw it in the project's style")
     aliases = [a for a in loads(row["aliases"], [])
                if a.lower() not in taken and a.lower() != new_name.lower()]
     if new_name.lower() != row["name"].lower() and row["name"].lower() not in taken:
@@ -450,8 +427,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
             with contextlib.suppress(OSError):
                 dst.unlink()
         raise
-    created = next(project.db.query("SELECT * FROM project_assets WHERE id = ?", [aid]))
-    return created, warnings
+    return store.row_of(project, aid), warnings
 
 
 # ---- remove --------------------------------------------------------------------------------

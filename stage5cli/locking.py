@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import assets as store
+from . import store
 from .db import atomic, now
 from .errors import BlockedError
 from .project import Project, blockers

@@ -1,7 +1,10 @@
 """Append-only numbered migrations, recorded in `_stage5_migrations`, applied on every open.
 
-Never edit a migration that has shipped: append a new one. A database whose newest recorded
-migration is unknown here comes from a newer stage5 and is refused untouched.
+A MigrationSet is the ordered migrations of one kind of database: PROJECT here (stage5.db),
+library.LIBRARY for library.db; `@PROJECT.migration` appends one. Never edit, rename or
+reorder a migration that has shipped (databases record them by name): append a new one. A
+database whose recorded migrations include one unknown here comes from a newer stage5 and is
+refused untouched.
 """
 
 from __future__ import annotations
@@ -16,16 +19,74 @@ from .db import atomic, now
 from .errors import UsageError
 
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
-TABLE = "_stage5_migrations"
+TABLE = "_stage5_migrations"  # in every stage5 database, a project's or the library's
 
 
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
+class MigrationSet:
+    """The append-only, ordered migrations of one kind of database; `label` names that kind
+    in messages ("this project was written by a newer stage5")."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.steps: list[tuple[str, Migration]] = []
+
+    def migration(self, fn: Migration) -> Migration:
+        """Decorator: append `fn` as the next migration, recorded by its function name."""
+        self.steps.append((fn.__name__, fn))
+        return fn
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.steps]
+
+    def migrate(self, db: sqlite_utils.Database, upto: int | None = None) -> list[str]:
+        """Apply every migration not yet recorded, or only the first `upto`, in one
+        transaction; return the names applied."""
+        known = self.names()
+        unknown = [n for n in applied(db) if n not in known]
+        if unknown:
+            raise UsageError(f"this {self.label} was written by a newer stage5 (migration "
+                             f"{unknown[-1]}); upgrade stage5 to open it")
+        done = set(applied(db))
+        todo = [(n, f) for n, f in self.steps[: upto if upto is not None else len(self.steps)]
+                if n not in done]
+        if not todo:
+            return []
+        ran = []
+        with atomic(db):
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                "(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+            )
+            for name, fn in todo:
+                fn(db)
+                db.execute(f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)", [name, now()])
+                ran.append(name)
+        return ran
+
+    def preflight(self, path: Path, *, allow_empty: bool = False) -> None:
+        preflight(path, known=self.names(), label=self.label, allow_empty=allow_empty)
 
 
-@migration
+PROJECT = MigrationSet("project")
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    if TABLE not in db.table_names():
+        return []
+    return [r["name"] for r in db.query(f"SELECT name FROM {TABLE} ORDER BY id")]
+
+
+def known_versions() -> list[str]:
+    """The project migrations this stage5 knows, in order."""
+    return PROJECT.names()
+
+
+def migrate(db: sqlite_utils.Database, upto: int | None = None) -> list[str]:
+    """Apply the project migrations not yet recorded (or only the first `upto`)."""
+    return PROJECT.migrate(db, upto)
+
+
+@PROJECT.migration
 def m001_initial(db: sqlite_utils.Database) -> None:
     """The whole schema of DESIGN.md section 3."""
     db.execute(
@@ -174,42 +235,6 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         )"""
     )
 
-
-def known_versions() -> list[str]:
-    return [name for name, _ in MIGRATIONS]
-
-
-def applied(db: sqlite_utils.Database) -> list[str]:
-    if TABLE not in db.table_names():
-        return []
-    return [r["name"] for r in db.query(f"SELECT name FROM {TABLE} ORDER BY id")]
-
-
-def migrate(db: sqlite_utils.Database, upto: int | None = None, *,
-            steps: list[tuple[str, Migration]] | None = None, label: str = "project") -> list[str]:
-    """Apply every migration of `steps` (default: the project's) not yet recorded, or only the
-    first `upto`; return the names applied. The library (library.py) passes its own list."""
-    steps = MIGRATIONS if steps is None else steps
-    known = [n for n, _ in steps]
-    unknown = [n for n in applied(db) if n not in known]
-    if unknown:
-        raise UsageError(f"this {label} was written by a newer stage5 (migration {unknown[-1]}); "
-                         "upgrade stage5 to open it")
-    done = set(applied(db))
-    todo = [(n, f) for n, f in steps[: upto if upto is not None else len(steps)] if n not in done]
-    if not todo:
-        return []
-    ran = []
-    with atomic(db):
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} "
-            "(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
-        )
-        for name, fn in todo:
-            fn(db)
-            db.execute(f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)", [name, now()])
-            ran.append(name)
-    return ran
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

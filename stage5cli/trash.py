@@ -7,6 +7,7 @@ import os
 import uuid
 from pathlib import Path
 
+from . import store
 from .errors import Stage5Error
 from .project import Project
 
@@ -30,15 +31,8 @@ def relative(project: Project, path: Path) -> str:
 
 def image_files(project: Project, ids: list[int]) -> list[Path]:
     """The image files on disk that belong to these assets (image keys and job outputs)."""
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    refs = [r[0] for r in project.db.execute(
-        f"SELECT image_key_url FROM project_assets WHERE id IN ({marks})", ids)]
-    refs += [r[0] for r in project.db.execute(
-        f"SELECT image_path FROM image_generation_jobs WHERE asset_id IN ({marks})", ids)]
     out: dict[str, Path] = {}
-    for ref in refs:
+    for ref in store.image_refs(project, ids):
         path = project_file(project, ref)
         if path is not None and path.is_file() and project.trash_dir.resolve() not in \
                 path.resolve().parents:
@@ -49,9 +43,7 @@ def image_files(project: Project, ids: list[int]) -> list[Path]:
 def still_referenced(project: Project, path: Path) -> bool:
     """Does any row (any branch) still point at this file?"""
     target = path.resolve()
-    for (ref,) in project.db.execute(
-            "SELECT image_key_url FROM project_assets WHERE image_key_url IS NOT NULL "
-            "UNION SELECT image_path FROM image_generation_jobs WHERE image_path IS NOT NULL"):
+    for ref in store.all_image_refs(project):
         p = project_file(project, ref)
         if p is not None and p.resolve() == target:
             return True

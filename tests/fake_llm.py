@@ -11,7 +11,7 @@ invalid JSON once, a schema error once, 429 / 500 / a dropped connection for the
 requests, a delay, a hang, a 401 that echoes the Authorization header.
 
     with FakeLLM(delay=0.3) as llm:
-        settings = LLMSettings(model="openai/fake", api_base=llm.api_base)
+        settings = LLMOptions(model="openai/fake", api_base=llm.api_base)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stage5cli import assets
+from stage5cli import store
 from stage5cli.db import atomic, close_all
 from stage5cli.project import open_project
 
@@ -17,7 +17,7 @@ def add_assets(root: Path, spec: list[tuple[str, str, str]], *, conflicts: tuple
             meta = {"aliases": [], "user_fields": [], "confidence_score": 0.8,
                     "is_priority": i == 1, "has_conflicts": name in conflicts,
                     "conflict_details": "coat: blue (scene 1) vs red (scene 5)" if name in conflicts else ""}
-            assets.insert_asset(p, name=name, asset_type=kind, description=desc, metadata=meta,
+            store.insert_asset(p, name=name, asset_type=kind, description=desc, metadata=meta,
                                 mentions=[{"scene_number": i, "text": name, "context": f"{name} here."}])
     close_all()
 

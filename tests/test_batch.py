@@ -356,7 +356,7 @@ def test_live_table_renders_every_state():
 
     from rich.console import Console
 
-    from stage5cli.cli_batch import LiveDisplay
+    from stage5cli.cli.commands.batch import LiveDisplay
 
     d = LiveDisplay()
     d({"event": "plan", "tasks": [{"index": i, "script": f"s{i}[x].fountain", "project": "p"}

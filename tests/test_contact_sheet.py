@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import stage5cli.cli_library  # noqa: F401  (registers the commands until cli.py imports it)
+import stage5cli.cli.commands.lock  # noqa: F401  (export)
 from tests.conftest import one_line_error, table_dump
 from tests.helpers import TRIO, add_assets
 

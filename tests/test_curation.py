@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import stage5cli.cli_curation  # noqa: F401  (registers the commands if cli.py does not yet)
-from stage5cli import assets
+import stage5cli.cli.commands.curation  # noqa: F401
+from stage5cli import store
 from stage5cli.db import atomic, close_all
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.project import open_project
@@ -86,7 +86,7 @@ def make_cast(root: Path) -> Path:
     script = root.parent / "harbour.fountain"
     script.write_text(SCRIPT, encoding="utf-8")
     p = open_project(root)
-    assets.save_extraction(p, cast_assets(), extractor="builtin", model=None,
+    store.save_extraction(p, cast_assets(), extractor="builtin", model=None,
                            script_path=str(script), script_sha256="0" * 64)
     close_all()
     return script
@@ -196,7 +196,7 @@ def test_ambiguous_name(cast, cli):
     p = open_project(cast)
     with atomic(p.db):
         for kind in ("prop", "location"):
-            assets.insert_asset(p, name="KEY", asset_type=kind)
+            store.insert_asset(p, name="KEY", asset_type=kind)
     close_all()
     err = assert_refused(cli, cast, ["show", "key"], 2, "ambiguous")
     assert "prop" in err and "location" in err
@@ -240,14 +240,14 @@ def test_edit_nothing_changed_records_nothing(cast, cli):
 @pytest.mark.parametrize("args, code, needle", [
     (["edit", "LANTERN", "--type", "vehicle"], 2, "unknown type"),
     (["edit", "LANTERN", "--name", "   "], 2, "cannot be empty"),
-    (["edit", "LANTERN", "--description", "x" * (assets.MAX_DESCRIPTION + 1)], 2, "at most"),
+    (["edit", "LANTERN", "--description", "x" * (store.MAX_DESCRIPTION + 1)], 2, "at most"),
     (["edit", "LANTERN", "--name", "maggie"], 2, "already names asset MARGARET"),
     (["edit", "MOM", "--add-alias", "Maggie"], 2, "merge"),
     (["edit", "MOM", "--remove-alias", "NOPE"], 2, "not an alias"),
     (["edit", "HARBOUR OFFICE", "--type", "prop", "--name", "lantern"], 2, "already names"),
     (["add", "LAMP", "--type", "vehicle"], 2, "unknown type"),
     (["add", "", "--type", "prop"], 2, "cannot be empty"),
-    (["add", "LAMP", "--type", "prop", "-d", "y" * (assets.MAX_DESCRIPTION + 1)], 2, "at most"),
+    (["add", "LAMP", "--type", "prop", "-d", "y" * (store.MAX_DESCRIPTION + 1)], 2, "at most"),
     (["add", "lantern", "--type", "prop"], 2, "already exists"),
     (["add", "NEW ONE", "--type", "character", "--alias", "MAGGIE"], 2, "already exists"),
 ])
@@ -447,7 +447,7 @@ def test_merge_refusals(cast, cli):
 def _reextract(root: Path) -> dict:
     p = open_project(root)
     try:
-        return assets.save_extraction(p, cast_assets(), extractor="builtin", model=None,
+        return store.save_extraction(p, cast_assets(), extractor="builtin", model=None,
                                       script_path="harbour.fountain", script_sha256="1" * 64)
     finally:
         close_all()
@@ -521,7 +521,7 @@ def test_find_readings_from_llm_style_details():
 def test_conflicts_tie_uses_main_scene_then_latest(cast, cli):
     p = open_project(cast)
     with atomic(p.db):
-        aid = assets.insert_asset(
+        aid = store.insert_asset(
             p, name="BOAT", asset_type="prop", description="A red boat.",
             metadata={"aliases": [], "user_fields": [], "has_conflicts": True,
                       "conflict_details": "the boat is red in scene 2 and green in scene 6"},
@@ -566,7 +566,7 @@ def test_conflicts_bad_use(cast, cli):
     assert_refused(cli, cast, ["conflicts", "--suggest"], 2, "need an ASSET")
     assert_refused(cli, cast, ["conflicts", "MARGARET", "--apply", "--resolve", "x"], 2, "either")
     assert_refused(cli, cast, ["conflicts", "MARGARET", "--resolve", "  "], 2, "non-empty")
-    assert_refused(cli, cast, ["conflicts", "MARGARET", "--resolve", "z" * (assets.MAX_DESCRIPTION + 1)],
+    assert_refused(cli, cast, ["conflicts", "MARGARET", "--resolve", "z" * (store.MAX_DESCRIPTION + 1)],
                    2, "at most")
 
 
@@ -652,17 +652,17 @@ def test_describe_refusals(cast, cli):
 def test_describe_needs_a_style(project, cli):
     p = open_project(project)
     with atomic(p.db):
-        assets.insert_asset(p, name="CUP", asset_type="prop")
+        store.insert_asset(p, name="CUP", asset_type="prop")
     close_all()
     assert_refused(cli, project, ["describe", "CUP"], 3, "style lock")
 
 
 def test_reextraction_keeps_a_retyped_asset(styled, cli):
     """A user who turns an extracted 'character' into a prop keeps it through re-extraction."""
-    from stage5cli.assets import save_extraction
     from stage5cli.db import close_all
     from stage5cli.models import ExtractedAsset, Mention
     from stage5cli.project import open_project
+    from stage5cli.store import save_extraction
 
     wrong = ExtractedAsset(name="RED COAT", type="character", mentions=[Mention(scene_number=5)])
     p = open_project(styled)

@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 import yaml
 
-import stage5cli.cli_library  # noqa: F401  (registers the commands until cli.py imports it)
+import stage5cli.cli.commands.lock  # noqa: F401  (export)
 from stage5cli import export
-from stage5cli.assets import AssetView
 from stage5cli.db import close_all
 from stage5cli.project import open_project
+from stage5cli.store import AssetView
 from tests.conftest import REPO, one_line_error, table_dump
 from tests.helpers import TRIO, add_assets
 

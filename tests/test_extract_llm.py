@@ -14,15 +14,15 @@ import pytest
 from stage5cli import db as dbm
 from stage5cli import migrations
 from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.extract.base import LLMOptions
 from stage5cli.extract.chunks import split_chunks
-from stage5cli.extract.llm import (
-    LLMSettings,
+from stage5cli.extract.litellm_extractor import (
     distill,
     plan_llm,
     run_extract_llm,
     suggest_conflict_fix,
 )
-from stage5cli.extract.llmcall import load_prompt, run, scrub
+from stage5cli.extract.llm_calls import load_prompt, run, scrub
 from stage5cli.models import ExtractedAsset, Mention
 
 from .fake_llm import FakeLLM, build_screenplay, sample_screenplay
@@ -43,9 +43,9 @@ def _key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
 
-def settings(llm: FakeLLM, **kw) -> LLMSettings:
+def settings(llm: FakeLLM, **kw) -> LLMOptions:
     kw.setdefault("retry_backoff", 0.02)
-    return LLMSettings(model="openai/fake-model", api_base=llm.api_base, **kw)
+    return LLMOptions(model="openai/fake-model", api_base=llm.api_base, **kw)
 
 
 def calls(db) -> list[dict]:
@@ -240,7 +240,7 @@ def test_retries_are_bounded(db):
 
 
 def test_a_hanging_server_times_out_cleanly_in_bounded_time(db):
-    from stage5cli.extract.llmcall import _litellm
+    from stage5cli.extract.llm_calls import _litellm
 
     _litellm()  # one-time imports are not what is timed here
     import openai.resources.chat  # noqa: F401  (imported lazily by the first call)
@@ -334,7 +334,7 @@ def test_prompt_injection_stays_inside_the_data_block(db):
 def test_missing_key_names_the_variable_and_sends_nothing(db, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(UsageError, match="OPENAI_API_KEY"):
-        run_extract_llm(sample_screenplay(2), db, LLMSettings(model="gpt-4o-mini"), style_name=STYLE)
+        run_extract_llm(sample_screenplay(2), db, LLMOptions(model="gpt-4o-mini"), style_name=STYLE)
     assert calls(db) == []
 
 
@@ -347,7 +347,7 @@ def test_keyless_local_server_works_without_a_key(db, monkeypatch):
 
 def test_unknown_provider_is_one_usage_line(db):
     with pytest.raises(UsageError, match="unknown model 'nosuchprovider-model'"):
-        run_extract_llm(sample_screenplay(2), db, LLMSettings(model="nosuchprovider-model"),
+        run_extract_llm(sample_screenplay(2), db, LLMOptions(model="nosuchprovider-model"),
                         style_name=STYLE)
 
 
@@ -364,7 +364,7 @@ def test_model_not_found_stops_the_run_with_the_providers_message(db):
 
 def test_bad_settings_are_usage_errors(db):
     with pytest.raises(UsageError, match="concurrency"):
-        run_extract_llm(sample_screenplay(2), db, LLMSettings(model="openai/x", concurrency=0),
+        run_extract_llm(sample_screenplay(2), db, LLMOptions(model="openai/x", concurrency=0),
                         style_name=STYLE)
 
 
@@ -372,7 +372,7 @@ def test_empty_script_is_refused(db):
     from stage5cli.screenplay.model import Screenplay
 
     with pytest.raises(Stage5Error, match="no scenes"):
-        run_extract_llm(Screenplay(), db, LLMSettings(model="openai/x"), style_name=STYLE)
+        run_extract_llm(Screenplay(), db, LLMOptions(model="openai/x"), style_name=STYLE)
 
 
 def test_plan_calls_nothing_and_counts_requests():
@@ -385,7 +385,7 @@ def test_plan_calls_nothing_and_counts_requests():
     assert plan["input_tokens_estimate"] > plan["script_tokens"]
     assert plan["output_tokens_estimate"] > 0
     assert plan["cost_usd_estimate"] is None  # unknown model
-    known = plan_llm(sp, LLMSettings(model="gpt-4o-mini"), style_name=STYLE)
+    known = plan_llm(sp, LLMOptions(model="gpt-4o-mini"), style_name=STYLE)
     assert isinstance(known["cost_usd_estimate"], float) and known["cost_usd_estimate"] > 0
 
 

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-import stage5cli.cli_curation  # noqa: F401  (registers the commands if cli.py does not yet)
-from stage5cli import assets
+import stage5cli.cli.commands.curation  # noqa: F401
+from stage5cli import store
 from stage5cli.db import atomic, close_all
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.project import open_project
@@ -92,7 +92,7 @@ def test_undo_extraction_exactly(styled, cli):
                                mentions=[Mention(scene_number=9, text="LANTERN", context="x")]),
                 ExtractedAsset(name="ROWBOAT", type="prop", description="A rowboat.",
                                mentions=[Mention(scene_number=9, text="ROWBOAT", context="y")])]]
-    report = assets.save_extraction(p, changed, extractor="builtin", model=None,
+    report = store.save_extraction(p, changed, extractor="builtin", model=None,
                                     script_path="other.fountain", script_sha256="2" * 64)
     close_all()
     assert report["added"] == ["ROWBOAT"] and "MARGARET" in report["stale"]
@@ -134,8 +134,8 @@ def test_undo_lock_all_reopens_the_stage(styled, cli):
     before = db_state(styled)
     p = open_project(styled)
     with atomic(p.db):
-        ids = [r["id"] for r in assets.rows(p)]
-        snap, stage_before = assets.snapshot(p, ids), p.stage()
+        ids = [r["id"] for r in store.rows(p)]
+        snap, stage_before = store.snapshot(p, ids), p.stage()
         p.db.execute("UPDATE project_assets SET locked = 1")
         p.db.execute("UPDATE stage_state SET status = 'locked'")
         p.record_event("lock-all", {"summary": {"assets": 1}, "before": snap, "touched": ids,
@@ -171,8 +171,8 @@ def test_undo_moves_files_made_by_the_change_to_the_trash(styled, cli):
     img = styled / "images" / "cup.png"
     p = open_project(styled)
     with atomic(p.db):
-        aid = assets.rows(p)[0]["id"]
-        snap = assets.snapshot(p, [aid])
+        aid = store.rows(p)[0]["id"]
+        snap = store.snapshot(p, [aid])
         p.db.execute("INSERT INTO image_generation_jobs (asset_id, status, backend, prompt, width,"
                      " height, image_path, created_at) VALUES (?, 'done', 'placeholder', 'p', 8, 8,"
                      " 'images/cup.png', 'now')", [aid])

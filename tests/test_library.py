@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import stage5cli.cli_library  # noqa: F401  (registers the commands until cli.py imports it)
+import stage5cli.cli.commands.library  # noqa: F401
 from stage5cli import library
 from stage5cli.db import close_all
 from tests.conftest import one_line_error, table_dump

@@ -16,9 +16,6 @@ from stage5cli.screenplay.model import Scene, Screenplay
 # title page) carry nothing visual and only cost tokens.
 _PROSE = {"action", "centered", "lyrics"}
 _SPEECH = {"parenthetical", "dialogue"}
-# The data delimiters of every prompt; the same text inside a script is defused.
-DATA_OPEN = "<<<SCRIPT"
-DATA_CLOSE = "SCRIPT>>>"
 
 
 def estimate_tokens(text: str) -> int:
@@ -26,7 +23,8 @@ def estimate_tokens(text: str) -> int:
 
 
 def defuse(text: str) -> str:
-    """Script text with any copy of the data delimiters broken, so data cannot close the block."""
+    """Script text with any copy of the prompts' data delimiters (<<<SCRIPT ... SCRIPT>>>, in
+    prompts/*.txt) broken, so data cannot close the block."""
     return text.replace("<<<", "<< <").replace(">>>", "> >>")
 
 

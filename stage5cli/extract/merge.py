@@ -8,70 +8,20 @@ Matching is transitive: A~B through one alias and B~C through another make one a
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
-from stage5cli.screenplay.scenes import split_heading
+
+from .names import SPACES, UnionFind, display_name, norm_name
+
+__all__ = ["GENERIC", "display_name", "match_key", "merge_assets", "norm_name"]
 
 # Words that can never identify an asset on their own (an LLM sometimes lists them as aliases).
 GENERIC = frozenset(
     "i me you he him his she her hers it its we us they them their this that there here "
     "someone somebody everyone everybody nobody".split()
 )
-
-_PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_TIME_SUFFIX = re.compile(
-    r"\s+-+\s*(?:day|night|morning|evening|afternoon|dawn|dusk|sunset|sunrise|noon|midnight|"
-    r"later|moments later|a moment later|continuous|cont'?d|same|same time|"
-    r"early morning|late night|magic hour|flashback|present|past)\b.*$",
-    re.IGNORECASE,
-)
-_ARTICLE = re.compile(r"^(?:the|a|an)\s+")
-_POSSESSIVE = re.compile(r"(?<=\w)'s\b|(?<=s)'(?=\s|$)")
-_NON_WORD = re.compile(r"[^\w\s'&-]+")
-_SPACES = re.compile(r"\s+")
-_DASH = re.compile(r"(?<=\s)[-']+(?=\s)")
-
-
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = text.replace("’", "'").replace("‘", "'").replace("`", "'")
-    return text.replace("–", "-").replace("—", "-")
-
-
-def norm_name(name: str) -> str:
-    """The matching form of a name: lower case, no article, possessive, extension or punctuation.
-
-    Scene-heading decorations (INT./EXT. prefixes, "- NIGHT" suffixes) are removed too, so a
-    location named after its heading matches the plain place name.
-    """
-    raw = _fold(name or "")
-    text = _PARENS.sub(" ", raw)
-    text = _SPACES.sub(" ", text).strip()
-    int_ext, location, _, _ = split_heading(text)  # the parser's own heading rules
-    text = location if int_ext is not None and location else _TIME_SUFFIX.sub("", text)
-    text = text.lower()
-    text = _POSSESSIVE.sub("", text)
-    text = text.replace(".", " ")
-    text = _NON_WORD.sub(" ", text)
-    text = _DASH.sub(" ", f" {text} ")
-    text = _SPACES.sub(" ", text).strip(" '-&")
-    stripped = _ARTICLE.sub("", text)
-    if stripped:
-        text = stripped
-    if not text:  # nothing but punctuation/extension: fall back to the plain lower-cased form
-        text = _SPACES.sub(" ", raw.lower()).strip()
-    return text
-
-
-def display_name(name: str) -> str:
-    """A name as shown: extensions such as (V.O.) and a trailing possessive removed."""
-    text = _SPACES.sub(" ", _PARENS.sub(" ", _fold(name or ""))).strip()
-    text = re.sub(r"'s$", "", text, flags=re.IGNORECASE).strip()
-    return text or (name or "").strip()
 
 
 def _keys(names: Iterable[str]) -> set[str]:
@@ -134,7 +84,7 @@ def _combine(members: list[ExtractedAsset]) -> ExtractedAsset:
     seen = {name.lower()}
     for a in members:
         for alias in [a.name, *a.aliases]:
-            alias = _SPACES.sub(" ", alias or "").strip()
+            alias = SPACES.sub(" ", alias or "").strip()
             if alias and alias.lower() not in seen:
                 seen.add(alias.lower())
                 aliases.append(alias)
@@ -165,26 +115,17 @@ def merge_assets(assets: Iterable[ExtractedAsset]) -> list[ExtractedAsset]:
     its order is deterministic: by type, first scene, then normalised name.
     """
     items = list(assets)
-    parent = list(range(len(items)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    same = UnionFind(range(len(items)))
     owner: dict[tuple[str, str], int] = {}
     for i, a in enumerate(items):
         for k in match_key(a):
             j = owner.setdefault((a.type, k), i)
             if j != i:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
+                same.union(i, j)
 
     groups: dict[int, list[ExtractedAsset]] = {}
     for i, a in enumerate(items):
-        groups.setdefault(find(i), []).append(a)
+        groups.setdefault(same.find(i), []).append(a)
     merged = [_combine(members) for _, members in sorted(groups.items())]
 
     def order(a: ExtractedAsset) -> tuple:

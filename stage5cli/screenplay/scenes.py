@@ -2,6 +2,10 @@
 
 `split_heading` reads a scene heading into (int_ext, location, time_of_day, tags):
 "INT. SCOTT'S APARTMENT - NIGHT" -> ("INT", "SCOTT'S APARTMENT", "NIGHT", []).
+
+The heading vocabulary (TIME_WORDS, TIME_FILLER_WORDS, TAG_PHRASES, is_time_of_day) is the one
+copy: extract/names.py builds the name normaliser's time-suffix rule from it and the built-in
+extractor's place rules use it.
 """
 
 from __future__ import annotations
@@ -21,21 +25,27 @@ _SEPARATOR = re.compile(r"\s+[-–—]+\s+|\s*--+\s*|\s*[–—]\s*|\s*,\s*|\s+-
 _YEAR = re.compile(r"\b(?:1[0-9]|20)[0-9]{2}S?\b|'[0-9]{2}'?S\b|\b[0-9]{1,2}(?:ST|ND|RD|TH) CENTURY\b")
 _SPACES = re.compile(r"\s+")
 
-_TAG_PHRASES = frozenset(
+# tags that place a scene in story time rather than at a time of day
+CONTINUITY_TAGS = frozenset(
     (
         "PRESENT", "PRESENT DAY", "PAST", "FUTURE", "FLASHBACK", "FLASH BACK", "FLASHFORWARD",
-        "FLASH FORWARD", "DREAM", "FANTASY", "STORY", "STORY VERSION", "REALITY", "MONTAGE",
+        "FLASH FORWARD",
+    )
+)
+TAG_PHRASES = CONTINUITY_TAGS | frozenset(
+    (
+        "DREAM", "FANTASY", "STORY", "STORY VERSION", "REALITY", "MONTAGE",
         "SERIES OF SHOTS", "INTERCUT", "B&W", "BLACK AND WHITE", "SLOW MOTION", "CONTINUOUS",
         "CONT'D", "CONT’D", "CONTINUED", "LATER", "SAME", "MOS", "POV", "THE NEXT", "NEXT",
     )
 )
 # words that make a segment a time of day ("A FEW MINUTES LATER", "THE NEXT MORNING")
-_TIME_CORE = frozenset(
+TIME_WORDS = frozenset(
     """DAY NIGHT MORNING AFTERNOON EVENING DAWN DUSK SUNSET SUNRISE TWILIGHT NOON MIDNIGHT MIDDAY
     MID-DAY NIGHTFALL DAYBREAK PRE-DAWN PREDAWN HOUR CONTINUOUS CONTINUED CONT'D CONT’D LATER SAME
     DAYTIME NIGHTTIME SUNUP SUNDOWN""".split()
 )
-_TIME_FILLER = frozenset(
+TIME_FILLER_WORDS = frozenset(
     """A AN THE NEXT ANOTHER THAT THIS SAME TIME BIT FEW SECOND SECONDS MINUTE MINUTES MOMENT MOMENTS
     HOURS DAYS WEEKS MONTHS YEARS WEEK MONTH YEAR LATE EARLY PRESENT TO MAGIC SHORTLY AFTER BEFORE
     SOON ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN SEVERAL MID OF /""".split()
@@ -43,16 +53,17 @@ _TIME_FILLER = frozenset(
 _INT_EXT = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
 
 
-def _is_time(segment: str) -> bool:
+def is_time_of_day(segment: str) -> bool:
+    """Is a heading segment a time of day ("NIGHT", "A FEW MINUTES LATER", "DAY/NIGHT")?"""
     first = segment.split("/", 1)[0]
     words = first.upper().replace(".", " ").split()
     if not words:
         return False
     core = False
     for w in words:
-        if w in _TIME_CORE:
+        if w in TIME_WORDS:
             core = True
-        elif w not in _TIME_FILLER:
+        elif w not in TIME_FILLER_WORDS:
             return False
     return core
 
@@ -75,7 +86,7 @@ def split_heading(heading: str) -> tuple[str | None, str, str | None, list[str]]
         def _tag(pm: re.Match) -> str:
             inner = pm.group(1).strip()
             up = inner.upper()
-            if up in _TAG_PHRASES or _YEAR.search(up) or _is_time(inner):
+            if up in TAG_PHRASES or _YEAR.search(up) or is_time_of_day(inner):
                 tags.append(inner)
                 return " "
             return pm.group(0)
@@ -93,7 +104,7 @@ def split_heading(heading: str) -> tuple[str | None, str, str | None, list[str]]
         if not segment:
             cut = sm.start()
             continue
-        if _is_time(segment):
+        if is_time_of_day(segment):
             times.append(segment)
             cut = sm.start()
         else:
@@ -102,7 +113,7 @@ def split_heading(heading: str) -> tuple[str | None, str, str | None, list[str]]
     if not times:
         # "INT HOUSE DAY": a last word that is a time of day, with no separator
         words = location.split(" ")
-        if len(words) >= 2 and words[-1].upper() in _TIME_CORE:
+        if len(words) >= 2 and words[-1].upper() in TIME_WORDS:
             times.append(words[-1])
             location = " ".join(words[:-1]).strip(" -,–—")
     times.reverse()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import JsonOpt, ProjectOpt, _open, app, console, handled, print_json
+from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
 
 AssetArg = Annotated[str, typer.Argument(metavar="ASSET", help="Asset id, name or alias (case-insensitive).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -37,12 +37,11 @@ def _brief(v) -> str:
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) -> None:
     """Everything about one asset: description, aliases, metadata, mentions, images and jobs."""
-    from . import curation
+    from stage5cli import curation
 
-    d = curation.show(_open(project), asset)
+    d = curation.show(open_project_opt(project), asset)
     if json_:
         print_json(d.model_dump(mode="json"))
         return
@@ -89,7 +88,7 @@ def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) ->
 def _editor_argv() -> list[str]:
     import shlex
 
-    from .errors import UsageError
+    from stage5cli.errors import UsageError
 
     editor = os.environ.get("EDITOR") or os.environ.get("VISUAL")
     if not editor or not editor.strip():
@@ -106,7 +105,7 @@ def run_editor(text: str) -> str:
     import subprocess
     import tempfile
 
-    from .errors import Stage5Error, UsageError
+    from stage5cli.errors import Stage5Error, UsageError
 
     argv = _editor_argv()
     fd, name = tempfile.mkstemp(prefix="stage5-edit-", suffix=".yaml")
@@ -138,8 +137,8 @@ def _with_error(text: str, error: str) -> str:
 
 
 def _edit_in_editor(p, asset: str):
-    from . import curation
-    from .errors import UsageError
+    from stage5cli import curation
+    from stage5cli.errors import UsageError
 
     row = curation.require_editable(p, asset, "edit")
     ref = str(row["id"])
@@ -162,7 +161,6 @@ def _edit_in_editor(p, asset: str):
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def edit(
     asset: AssetArg,
     name: Annotated[str | None, typer.Option("--name", help="New name (the old one stays as an alias).")] = None,
@@ -177,9 +175,9 @@ def edit(
 
     Edited fields become user-owned: re-extraction never overwrites them.
     """
-    from . import curation
+    from stage5cli import curation
 
-    p = _open(project)
+    p = open_project_opt(project)
     flags = (name, description, type_, add_alias, remove_alias, priority)
     if all(f is None or f == [] for f in flags):
         view, changed = _edit_in_editor(p, asset)
@@ -197,7 +195,6 @@ def edit(
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def describe(
     asset: AssetArg,
     model: Annotated[str | None, typer.Option(
@@ -211,9 +208,9 @@ def describe(
     """Regenerate one description (pass 2 for one asset); the old one stays in history."""
     from rich.table import Table
 
-    from . import curation
+    from stage5cli import curation
 
-    old, view, changed = curation.describe(_open(project), asset, model=model,
+    old, view, changed = curation.describe(open_project_opt(project), asset, model=model,
                                            api_base=api_base, instructions=instructions)
     if not changed:
         console().print(f"{_e(view.name)}: the regenerated description is the same; nothing changed")
@@ -231,7 +228,6 @@ def describe(
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new asset.")],
     type_: Annotated[str, typer.Option("--type", "-t", help="character, prop or location.", show_default=False)],
@@ -241,24 +237,23 @@ def add(
     project: ProjectOpt = None,
 ) -> None:
     """Add an asset by hand (marked manual). A name already in use is refused."""
-    from . import curation
+    from stage5cli import curation
 
-    view = curation.add(_open(project), name, type_, description=description,
+    view = curation.add(open_project_opt(project), name, type_, description=description,
                         aliases=alias or [], is_priority=priority)
     console().print(f"added {_brief(view)}")
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def remove(
     assets: Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets to remove (id, name or alias).")],
     yes: YesOpt = False,
     project: ProjectOpt = None,
 ) -> None:
     """Remove assets with their mentions and jobs; their images go to images/.trash (undo restores)."""
-    from . import curation
+    from stage5cli import curation
 
-    p = _open(project)
+    p = open_project_opt(project)
     rows = {r["id"]: r for r in (curation.require_editable(p, a, "remove") for a in assets)}
     if not yes:
         names = ", ".join(f"{r['name']} (id {r['id']})" for r in rows.values())
@@ -275,7 +270,6 @@ def remove(
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def merge(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="The asset that stays.")],
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE...", help="Assets folded into TARGET and removed.")],
@@ -286,9 +280,9 @@ def merge(
     project: ProjectOpt = None,
 ) -> None:
     """Merge duplicates: aliases, mentions and scenes unioned into TARGET, sources removed."""
-    from . import curation
+    from stage5cli import curation
 
-    p = _open(project)
+    p = open_project_opt(project)
     p.require_draft("merge assets")
     t, srcs, _ = curation.merge_plan(p, target, sources, description_from=description_from,
                                      force=force)
@@ -319,7 +313,6 @@ def _render_suggestion(s) -> None:
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def conflicts(
     asset: Annotated[str | None, typer.Argument(metavar="ASSET", help="One asset (default: list them all).")] = None,
     suggest: Annotated[bool, typer.Option("--suggest", help="Propose a resolution (the default with ASSET).")] = False,
@@ -331,10 +324,10 @@ def conflicts(
     json_: JsonOpt = False,
 ) -> None:
     """List assets with visual conflicts; suggest, apply or record a resolution for one."""
-    from . import conflicts as conflict_ops
-    from .errors import UsageError
+    from stage5cli import conflicts as conflict_ops
+    from stage5cli.errors import UsageError
 
-    p = _open(project)
+    p = open_project_opt(project)
     if asset is None:
         if suggest or apply or resolve is not None:
             raise UsageError("--suggest, --apply and --resolve need an ASSET")
@@ -393,7 +386,6 @@ def _quote(name: str) -> str:
 
 
 @app.command(rich_help_panel="History")
-@handled
 def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many events, newest first.")] = 20,
     all_branches: Annotated[bool, typer.Option("--all-branches", help="Events of every branch.")] = False,
@@ -401,9 +393,9 @@ def history(
     json_: JsonOpt = False,
 ) -> None:
     """The change history of the active branch (--json includes each before/after payload)."""
-    from .history import list_events
+    from stage5cli.history import list_events
 
-    events = list_events(_open(project), limit=limit, payload=json_, all_branches=all_branches)
+    events = list_events(open_project_opt(project), limit=limit, payload=json_, all_branches=all_branches)
     if json_:
         print_json([e.model_dump(mode="json") for e in events])
         return
@@ -423,13 +415,12 @@ def history(
 
 
 @app.command(rich_help_panel="History")
-@handled
 def undo(yes: YesOpt = False, project: ProjectOpt = None) -> None:
     """Revert the last change on this branch exactly (repeat to walk back)."""
-    from . import history
-    from .errors import BlockedError
+    from stage5cli import history
+    from stage5cli.errors import BlockedError
 
-    p = _open(project)
+    p = open_project_opt(project)
     ev = history.peek(p)
     if not ev.undoable:
         raise BlockedError(f"cannot undo {ev.command} (event {ev.id}): {ev.why_not}")

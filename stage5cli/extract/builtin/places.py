@@ -21,19 +21,26 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from stage5cli.extract.builtin_text import Index
+from stage5cli.extract.builtin.text import Index
+from stage5cli.extract.names import UnionFind
+from stage5cli.screenplay.scenes import CONTINUITY_TAGS, TIME_WORDS
 
 _SEPARATORS = re.compile(r"\s+[-–—]+\s+|\s*--+\s*|\s*/\s*|\s*,\s*|\s+[-–—]+$")
 _PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")
 _PUNCT = re.compile(r"[^\w\s&°]")
 _ARTICLES = ("THE", "A", "AN")
-_STATUS_WORDS = frozenset(
-    """
-    DRIVING MOVING FLYING RIDING WALKING RUNNING TRAVELING TRAVELLING SAILING DRIFTING PARKED
-    VARIOUS SHOTS SHOT SERIES OF MONTAGE INTERCUT INTERCUTTING UNDERWATER CONTINUOUS CONTINUED
-    LATER SAME TIME MOMENTS MOMENT FLASHBACK PRESENT DAY NIGHT MORNING EVENING AFTERNOON DUSK
-    DAWN SUNSET SUNRISE TWILIGHT MAGIC HOUR POV ESTABLISHING
-    """.split()
+# words a heading part is made of when it says how or when, not where: movement and shots,
+# and the parser's times of day and continuity tags (screenplay/scenes.py)
+_STATUS_WORDS = (
+    frozenset(
+        """
+        DRIVING MOVING FLYING RIDING WALKING RUNNING TRAVELING TRAVELLING SAILING DRIFTING PARKED
+        VARIOUS SHOTS SHOT SERIES OF MONTAGE INTERCUT INTERCUTTING UNDERWATER POV ESTABLISHING
+        TIME MOMENTS MOMENT MAGIC
+        """.split()
+    )
+    | TIME_WORDS
+    | {tag for tag in CONTINUITY_TAGS if " " not in tag}
 )
 _STATUS_LEADS = ("NORTHBOUND", "SOUTHBOUND", "EASTBOUND", "WESTBOUND", "HEADING", "EN ROUTE")
 _POSITION_LEADS = (
@@ -165,19 +172,8 @@ def find_places(index: Index) -> list[Place]:
 
 
 def _merge(places: list[Place]) -> list[Place]:
-    parent = list(range(len(places)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-
+    same = UnionFind(range(len(places)))
+    find, union = same.find, same.union
     owner: dict[str, int] = {}
     for i, p in enumerate(places):
         keys = {place_key(p.display)} | {place_key(a) for a in p.aliases}

@@ -9,15 +9,14 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from stage5cli.extract.builtin_characters import (
-    AGE_AT,
+from stage5cli.extract.builtin.characters import (
     caps_neighbour,
-    ckey,
-    core_tokens,
+    character_key,
     is_generic,
     split_joint,
+    surfaces,
 )
-from stage5cli.extract.builtin_lexicon import (
+from stage5cli.extract.builtin.lexicon import (
     APPEARANCE_NOUNS,
     APPEARANCE_WORDS,
     COLOURS,
@@ -30,9 +29,10 @@ from stage5cli.extract.builtin_lexicon import (
     is_person_word,
     singular,
 )
-from stage5cli.extract.builtin_places import place_key
-from stage5cli.extract.builtin_props import noun_key, noun_like
-from stage5cli.extract.builtin_text import Index, in_quotes
+from stage5cli.extract.builtin.places import place_key
+from stage5cli.extract.builtin.props import noun_key, noun_like
+from stage5cli.extract.builtin.text import Index, in_quotes
+from stage5cli.extract.names import AGE_AFTER, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -51,28 +51,6 @@ class Evidence:
     # sentences where the asset is the subject ("Chalf is ...", "Charya's eyes ...") or, for a
     # prop, where visual words stand right before its noun ("a large red LED clock")
     focused: set[str] = field(default_factory=set)
-
-
-def _title(name: str) -> str:
-    words = []
-    for w in name.split():
-        words.append(w[:1].upper() + w[1:].lower() if w.isupper() and len(w) > 1 else w)
-    return " ".join(words)
-
-
-def _char_surfaces(names: list[str]) -> set[str]:
-    out: set[str] = set()
-    for n in names:
-        raw = " ".join(n.upper().split())
-        key = ckey(n)
-        core = " ".join(core_tokens(key))
-        variants = {raw, key} | ({core} if not is_generic(core) else set())
-        for v in variants:
-            if v and any(c.isalpha() for c in v):
-                out.add(v)
-                if len(v.split()) > 1 or not is_generic(v):
-                    out.add(_title(v))
-    return out
 
 
 def _prop_surfaces(names: list[str]) -> set[str]:
@@ -104,7 +82,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     for i, a in enumerate(assets):
         names = [a.name, *a.aliases]
         if a.type == "character":
-            forms = _char_surfaces(names)
+            forms = surfaces(names)
         elif a.type == "prop":
             forms = _prop_surfaces(names)
         else:
@@ -140,7 +118,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                 and text.isupper()
                 and caps_neighbour(para.text, m.start(), m.end())
             ):
-                if any(is_char[i] and is_generic(ckey(text)) for i in owners[text]):
+                if any(is_char[i] and is_generic(character_key(text)) for i in owners[text]):
                     continue
             si = next((k for k, (s, e) in enumerate(bounds) if s <= m.start() < e + 1), None)
             if si is None:
@@ -157,7 +135,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                 elif not is_char[i] and _modified(para.text, m.start()):
                     evidence[i].focused.add(sents[si])
                 if is_char[i]:
-                    age = AGE_AT.match(para.text, m.end())
+                    age = AGE_AFTER.match(para.text, m.end())
                     if age is not None:
                         evidence[i].ages.append((para.scene, int(age.group("age"))))
                     if not evidence[i].intro and text.isupper():
@@ -258,7 +236,9 @@ def _look_score(sentence: str) -> int:
     return score
 
 
-# "BRICK, 40s,", "EDWARD BLOOM, 40's and handsome", "WILL, now 17 with", "Will (29)", "AGE 3"
+# Does a sentence state an age anywhere ("BRICK, 40s,", "EDWARD BLOOM, 40's and handsome",
+# "WILL, now 17 with", "Will (29)", "AGE 3")? A looser search than names.AGE_AFTER (the age
+# written right after a name): it only scores how much a sentence describes someone.
 _AGE_MARK = re.compile(
     r",\s*(?:now\s+|about\s+|also\s+)?\d{1,2}(?:'?s)?(?=\s*(?:,|\.|\)|and\b|with\b|is\b|in\b))"
     r"|\(\d{1,2}\)|\bage \d",
@@ -357,7 +337,7 @@ def _setting(index: Index, scenes: list[int]) -> str:
 
 def _generic(asset: ExtractedAsset, style_name: str | None) -> list[str]:
     style = f" in the {style_name} style" if style_name else ""
-    name = _title(asset.name) if asset.type != "prop" else asset.name
+    name = title_case(asset.name) if asset.type != "prop" else asset.name
     if asset.type == "character":
         return [
             f"{name}, shown as a full-length character reference{style}.",
@@ -427,7 +407,7 @@ def _cue_lines(index: Index) -> Counter:
     lines: Counter = Counter()
     for cue in index.cues:
         for part in split_joint(cue.name):
-            lines[ckey(part)] += 1
+            lines[character_key(part)] += 1
     return lines
 
 
@@ -456,17 +436,17 @@ def describe_all(
     with_characters: set[str] = set()
     if any(a.type == "location" for a in assets):
         if character_names is None:
-            from stage5cli.extract.builtin_characters import find_characters
+            from stage5cli.extract.builtin.characters import find_characters
 
             character_names = [n for c in find_characters(index)[0] for n in c.names]
-        with_characters = _sentences_naming(openings, _char_surfaces(list(character_names)))
+        with_characters = _sentences_naming(openings, surfaces(character_names))
     out: list[ExtractedAsset] = []
     for asset, ev in zip(assets, evidence, strict=True):
         a = asset.model_copy(update={"extra": dict(asset.extra), "aliases": list(asset.aliases)})
         names = [a.name, *a.aliases]
         scenes = set(a.scenes) | ev.scenes
         if a.type == "character":
-            n_lines = sum(lines.get(k, 0) for k in {ckey(n) for n in names})
+            n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
             cands = [
                 (sc, t, _look_score(t))
                 for sc, t in ev.sentences

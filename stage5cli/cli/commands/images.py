@@ -8,11 +8,18 @@ from typing import Annotated
 
 import typer
 
-from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
+from stage5cli.cli.app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    err_console,
+    open_project_opt,
+    print_json,
+)
 
 
 @app.command(rich_help_panel="Images")
-@handled
 def generate(
     assets: Annotated[list[str] | None, typer.Argument(metavar="[ASSET]...", help="Assets by name, alias or id.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every unlocked asset (regenerates).")] = False,
@@ -30,10 +37,10 @@ def generate(
     json_: JsonOpt = False,
 ) -> None:
     """One image key per asset in the locked style (character 512x768, prop 512x512, location 1024x576)."""
-    from . import jobs
-    from .images import get_backend
+    from stage5cli import jobs
+    from stage5cli.images import get_backend
 
-    p = _open(project)
+    p = open_project_opt(project)
     p.require_style()
     p.require_draft("generate images")
     if backend == "diffusers" and not model:
@@ -70,7 +77,7 @@ def generate(
         question = (f"generate {est['images']} image(s) with {est['backend']} "
                     f"(estimated {'unknown cost' if cost is None else f'${cost:.2f}'})?")
         if not sys.stdin.isatty() and not os.environ.get("STAGE5_ASSUME_TTY"):
-            from .errors import UsageError
+            from stage5cli.errors import UsageError
 
             raise UsageError(f"{question} refused without a terminal: pass --yes")
         typer.confirm(question, abort=True)
@@ -92,7 +99,7 @@ def generate(
 
 
 def _generate_with_progress(p, plan, *, quiet: bool):
-    from . import jobs
+    from stage5cli import jobs
 
     if quiet or not sys.stderr.isatty():
         return jobs.run(p, plan)
@@ -109,7 +116,6 @@ def _generate_with_progress(p, plan, *, quiet: bool):
 
 
 @app.command("jobs", rich_help_panel="Images")
-@handled
 def jobs_cmd(
     status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent N jobs.")] = 50,
@@ -117,12 +123,12 @@ def jobs_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """List image generation jobs (newest first)."""
-    from . import jobs
-    from .errors import UsageError
+    from stage5cli import jobs
+    from stage5cli.errors import UsageError
 
     if status and status not in ("pending", "running", "done", "failed"):
         raise UsageError(f"unknown status {status!r}: use pending, running, done or failed")
-    rows = jobs.list_jobs(_open(project), status=status, limit=limit)
+    rows = jobs.list_jobs(open_project_opt(project), status=status, limit=limit)
     if json_:
         print_json(rows)
         return

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from stage5cli.extract.names import AGE_AFTER
 from stage5cli.screenplay.model import Screenplay
 
-from .builtin_lexicon import (
+from .lexicon import (
     ADJECTIVE_ENDINGS,
     COLOURS,
     DETERMINERS,
@@ -32,11 +33,6 @@ _TWO_CAPS = re.compile(r"[A-Z][A-Z'.\-]*[A-Z]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREVIATIONS = ("DR.", "MR.", "MRS.", "MS.", "ST.", "JR.", "SR.", "VS.", "MT.", "NO.", "DR", "MR")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’°&.\-]*")
-_AGE_AFTER = re.compile(
-    r"^\s*(?:,\s*(?:age\s+|aged\s+|now\s+|about\s+|around\s+|maybe\s+)?|\(\s*|\s+is\s+(?:now\s+)?)"
-    r"(?P<age>\d{1,3})(?:'?s\b)?",
-    re.IGNORECASE,
-)
 _APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retired|former|now)\b")
 _INTRO_BEFORE = re.compile(
     r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
@@ -143,7 +139,7 @@ class CapsSpan:
         return bool(m) and (m.group(1).upper() in OBJECT_NOUNS or m.group(1).upper() in LABELLED)
 
     def age_after(self) -> int | None:
-        m = _AGE_AFTER.match(self.after)
+        m = AGE_AFTER.match(self.after)
         return int(m.group("age")) if m else None
 
     def appositive_after(self) -> bool:

@@ -1,38 +1,37 @@
-"""Commands that lock: lock, unlock, lock-all (the gatekeeper)."""
+"""The "Lock and export" panel: lock, unlock, lock-all (the gatekeeper), export."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .cli import JsonOpt, ProjectOpt, _open, app, console, handled, print_json
+from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
 
 AssetsArg = Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")]
 
 
 @app.command(rich_help_panel="Lock and export")
-@handled
 def lock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     """Lock assets: a locked asset refuses edit, merge, remove, describe and generate."""
-    from .locking import set_locked
+    from stage5cli.locking import set_locked
 
-    names = set_locked(_open(project), assets, True)
+    names = set_locked(open_project_opt(project), assets, True)
     console().print(f"locked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (already locked)"))
 
 
 @app.command(rich_help_panel="Lock and export")
-@handled
 def unlock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     """Unlock assets (refused while stage 5 is locked)."""
-    from .locking import set_locked
+    from stage5cli.locking import set_locked
 
-    names = set_locked(_open(project), assets, False)
+    names = set_locked(open_project_opt(project), assets, False)
     console().print(f"unlocked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (none were locked)"))
 
 
 @app.command("lock-all", rich_help_panel="Lock and export")
-@handled
 def lock_all_cmd(
     generated: Annotated[bool, typer.Option("--generated", help="Lock every asset that has an image; leave the stage as it is.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Unresolved conflicts block too.")] = False,
@@ -40,10 +39,10 @@ def lock_all_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """The gatekeeper: lock every asset and stage 5, or list what blocks it (exit 3)."""
-    from .locking import GateBlocked, lock_all
-    from .render import render_blockers
+    from stage5cli.locking import GateBlocked, lock_all
+    from stage5cli.render import render_blockers
 
-    p = _open(project)
+    p = open_project_opt(project)
     try:
         result = lock_all(p, generated_only=generated, strict=strict)
     except GateBlocked as e:
@@ -65,3 +64,27 @@ def lock_all_cmd(
         render_blockers(con, [], result["warnings"])
         con.print(f"[green]stage 5 locked[/]: {len(result['locked'])} asset(s) locked on branch "
                   f"{p.branch()['name']}; export with stage5 export")
+
+
+@app.command("export", rich_help_panel="Lock and export")
+def export_cmd(
+    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml or html (contact sheet).")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (json/yaml; default stdout) or folder (html).")] = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Export even though stage 5 is not locked (marked draft).")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the export and exit.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Export the locked assets for the next stage: JSON, YAML or an HTML contact sheet."""
+    from stage5cli import export
+
+    if schema:
+        print_json(export.schema())
+        return
+    text, written = export.export(open_project_opt(project), format_, out, draft=draft)
+    if written is None:
+        sys.stdout.write(text)
+        return
+    if format_.lower() == "html":
+        sys.stdout.write(f"wrote the contact sheet: open {written.resolve().as_uri()}\n")
+    else:
+        sys.stdout.write(f"wrote {written}\n")

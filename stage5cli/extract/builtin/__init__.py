@@ -1,39 +1,48 @@
 """The built-in extractor: offline, rule-based, deterministic, no network.
 
+    BuiltinExtractor                                                the Extractor (base.py)
     extract_builtin(sp, style_name=None) -> list[ExtractedAsset]   both passes
     distill_builtin(asset, sp, style_name=None) -> ExtractedAsset   pass 2 for one asset
 
-Pass 1 reads the parsed script once (builtin_text.build_index) and finds
+Pass 1 reads the parsed script once (builtin/text.py: build_index) and finds
 - characters from cues (extensions and CONT'D dropped, joint cues split, YOUNG X / X (V.O.) as
   X, first/last-name and title variants merged when the script supports it) and from names
-  introduced in capitals in action; group cues only when they speak a lot (builtin_characters);
+  introduced in capitals in action; group cues only when they speak a lot (builtin/characters.py);
 - locations from scene headings, variants merged, forced shot headings and VARIOUS LOCATIONS
-  left out (builtin_places);
+  left out (builtin/places.py);
 - props from capitalised objects in action and objects handled in more than one scene
-  (builtin_props).
+  (builtin/props.py).
 Aliases are then unified with the shared rules of extract/merge.py, and pass 2
-(builtin_describe) writes each description from the script's own sentences.
+(builtin/describe.py) writes each description from the script's own sentences.
 """
 
 from __future__ import annotations
 
-from stage5cli.extract.builtin_characters import (
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stage5cli.errors import UsageError
+from stage5cli.extract.base import ExtractionResult, Extractor, Progress
+from stage5cli.extract.builtin.characters import (
     Character,
     aliases,
-    ckey,
+    character_key,
     core_tokens,
     display,
     find_characters,
 )
-from stage5cli.extract.builtin_describe import bound_mentions, describe_all
-from stage5cli.extract.builtin_places import Place, find_places
-from stage5cli.extract.builtin_props import Prop, find_props, prop_aliases, prop_name
-from stage5cli.extract.builtin_text import build_index
+from stage5cli.extract.builtin.describe import bound_mentions, describe_all
+from stage5cli.extract.builtin.places import Place, find_places
+from stage5cli.extract.builtin.props import Prop, find_props, prop_aliases, prop_name
+from stage5cli.extract.builtin.text import build_index
 from stage5cli.extract.merge import merge_assets
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.screenplay.model import Screenplay
 
-__all__ = ["distill_builtin", "extract_builtin", "find_assets"]
+if TYPE_CHECKING:
+    import sqlite_utils
+
+__all__ = ["BuiltinExtractor", "distill_builtin", "extract_builtin", "find_assets"]
 
 
 def _character_asset(c: Character) -> ExtractedAsset:
@@ -93,7 +102,7 @@ def find_assets(sp: Screenplay) -> list[ExtractedAsset]:
 
 def _pass1(index) -> list[ExtractedAsset]:
     chars, caps_props = find_characters(index)
-    char_words = {w for c in chars for n in c.names for w in core_tokens(ckey(n))}
+    char_words = {w for c in chars for n in c.names for w in core_tokens(character_key(n))}
     places = find_places(index)
     props = find_props(index, caps_props, char_words)
     assets = [_character_asset(c) for c in chars]
@@ -120,3 +129,32 @@ def distill_builtin(
     """Pass 2 for one asset (the `describe` command without a model)."""
     index = build_index(sp)
     return describe_all(index, [asset], style_name)[0]
+
+
+class BuiltinExtractor(Extractor):
+    """The offline extractor: no model, no key, no request; the same script gives the same
+    assets."""
+
+    extractor_id = "builtin"
+
+    def extract(self, screenplay: Screenplay, *, db: sqlite_utils.Database, style_name: str,
+                progress: Progress | None = None) -> ExtractionResult:
+        if progress:
+            progress("extract", 0, 1)
+        assets = extract_builtin(screenplay, style_name=style_name)
+        if progress:
+            progress("extract", 1, 1)
+        return ExtractionResult(assets=assets)
+
+    def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
+                script: Callable[[], Screenplay], instructions: str | None = None,
+                ) -> ExtractedAsset:
+        if instructions:
+            raise UsageError("--instructions needs an LLM: add --model M (or set $STAGE5_MODEL)")
+        return distill_builtin(asset, script(), style_name=style_name)
+
+    def plan(self, screenplay: Screenplay, *, style_name: str) -> dict[str, Any]:
+        return {"requests": 0, "input_tokens_estimate": 0, "cost_usd_estimate": 0.0}
+
+    def check_environment(self) -> tuple[str, bool, str]:
+        return "LLM", True, "no model configured: the offline built-in extractor is used"

@@ -8,21 +8,28 @@ from typing import Annotated
 
 import typer
 
-from .cli import JsonOpt, ProjectOpt, _open, app, console, err_console, handled, print_json
+from stage5cli.cli.app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    err_console,
+    open_project_opt,
+    print_json,
+)
 
 MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, help="Refuse scripts larger than this many bytes.")]
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def parse(
     script: Annotated[Path, typer.Argument(help="A .fountain, .fdx, .pdf or .txt screenplay.")],
     json_: JsonOpt = False,
     max_size: MaxSizeOpt = 10_000_000,
 ) -> None:
     """Parse a screenplay and summarise it (no project needed)."""
-    from .screenplay import load
-    from .screenplay.summary import summarize
+    from stage5cli.screenplay import load
+    from stage5cli.screenplay.summary import summarize
 
     sp = load(script, max_bytes=max_size)
     if json_:
@@ -46,7 +53,6 @@ def parse(
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def extract(
     script: Annotated[Path, typer.Argument(help="The screenplay to extract assets from.")],
     model: Annotated[str | None, typer.Option(
@@ -63,12 +69,14 @@ def extract(
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from .extraction import ExtractOptions, plan, resolve_model
+    from stage5cli.extract.base import LLMOptions
+    from stage5cli.extract.registry import resolve_model
+    from stage5cli.extract.service import plan
 
-    p = _open(project)
-    opts = ExtractOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
-                          timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
-                          max_bytes=max_size)
+    p = open_project_opt(project)
+    opts = LLMOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+                      timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
+                      max_bytes=max_size)
     if dry_run:
         info = plan(p, script, opts)
         if json_:
@@ -113,7 +121,7 @@ def extract(
 
 
 def _run_with_progress(p, script, opts, *, quiet: bool):
-    from .extraction import run
+    from stage5cli.extract.service import run
 
     if quiet or not sys.stderr.isatty():
         return run(p, script, opts)
@@ -132,7 +140,6 @@ def _run_with_progress(p, script, opts, *, quiet: bool):
 
 
 @app.command(rich_help_panel="Script and assets")
-@handled
 def review(
     type_: Annotated[str | None, typer.Option("--type", "-t", help="character, prop or location.")] = None,
     conflicts: Annotated[bool, typer.Option("--conflicts", help="Only assets with visual conflicts.")] = False,
@@ -140,9 +147,9 @@ def review(
     json_: JsonOpt = False,
 ) -> None:
     """List the assets: name, type, aliases, scenes, confidence, priority, conflict, image, locked."""
-    from .assets import list_views
+    from stage5cli.store import list_views
 
-    views = list_views(_open(project), asset_type=type_, conflicts_only=conflicts)
+    views = list_views(open_project_opt(project), asset_type=type_, conflicts_only=conflicts)
     if json_:
         print_json([v.model_dump(mode="json") for v in views])
         return

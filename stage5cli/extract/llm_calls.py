@@ -36,6 +36,7 @@ import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.extract.base import LLMOptions
 from stage5cli.secrets import scrub
 
 T = TypeVar("T")
@@ -43,33 +44,6 @@ RESPONSE_FORMAT = {"type": "json_object"}
 PLACEHOLDER_KEY = "stage5-no-key"  # sent to a keyless local server (api_base) only
 MAX_RETRY_AFTER = 30.0
 MAX_BACKOFF = 20.0
-
-
-@dataclass
-class LLMSettings:
-    model: str
-    api_base: str | None = None
-    concurrency: int = 8
-    timeout: float = 60.0
-    chunk_tokens: int = 6000
-    use_cache: bool = True
-    max_retries: int = 3
-    retry_backoff: float = 1.0  # first backoff in seconds; doubles per retry (tests use less)
-    # A cross-process cap (stage5 batch): an object with blocking acquire()/release(), held
-    # around every request on top of this run's own semaphore.
-    gate: Any = field(default=None, repr=False, compare=False)
-
-    def check(self) -> None:
-        if not (self.model or "").strip():
-            raise UsageError("no model given (use --model or set STAGE5_MODEL)")
-        if self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1 (got {self.concurrency})")
-        if not self.timeout or self.timeout <= 0:
-            raise UsageError(f"--timeout must be more than 0 seconds (got {self.timeout})")
-        if self.chunk_tokens < 1:
-            raise UsageError(f"--chunk-tokens must be at least 1 (got {self.chunk_tokens})")
-        if self.max_retries < 0:
-            raise UsageError("max_retries cannot be negative")
 
 
 # ---- prompts ---------------------------------------------------------------------------------
@@ -184,7 +158,7 @@ def _is_retryable(e: BaseException) -> bool:
     return isinstance(status, int) and (status == 429 or status >= 500)
 
 
-def _fatal(e: BaseException, settings: LLMSettings, used_placeholder: bool) -> Stage5Error | None:
+def _fatal(e: BaseException, settings: LLMOptions, used_placeholder: bool) -> Stage5Error | None:
     """A Stage5Error when `e` means every call will fail the same way, else None."""
     litellm = _litellm()
     ex = litellm.exceptions
@@ -283,10 +257,11 @@ def validation_message(e: Exception) -> str:
 class Caller:
     """Concurrent, cached, logged completions for one run (one semaphore, one set of counters)."""
 
-    def __init__(self, db: sqlite_utils.Database, settings: LLMSettings):
+    def __init__(self, db: sqlite_utils.Database, settings: LLMOptions):
         settings.check()
         self.db = db
         self.s = settings
+        self.first_backoff = settings.backoff()  # seconds; doubles per retry
         self.stats = CallStats()
         self.sem = asyncio.Semaphore(settings.concurrency)
         self.api_key: str | None = None
@@ -393,7 +368,7 @@ class Caller:
                 raise LLMItemError(f"{message}{tries}")
             delay = _retry_after(error)
             if delay is None:
-                delay = min(MAX_BACKOFF, self.s.retry_backoff * 2**attempt)
+                delay = min(MAX_BACKOFF, self.first_backoff * 2**attempt)
                 delay *= 0.75 + random.random() / 2
             attempt += 1
             await asyncio.sleep(delay)

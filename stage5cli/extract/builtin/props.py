@@ -9,7 +9,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from stage5cli.extract.builtin_lexicon import (
+from stage5cli.extract.builtin.lexicon import (
     ANIMALS,
     BODY_PARTS,
     COLOURS,
@@ -28,7 +28,7 @@ from stage5cli.extract.builtin_lexicon import (
     is_person_word,
     singular,
 )
-from stage5cli.extract.builtin_text import CapsSpan, Index, sentences
+from stage5cli.extract.builtin.text import CapsSpan, Index, sentences
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|--+|[.,;:!?\"()\[\]-]")
 _PRONOUNS = frozenset("HIM HER THEM ME US YOU IT ITSELF HIMSELF HERSELF THEMSELVES".split())

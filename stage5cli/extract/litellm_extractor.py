@@ -1,4 +1,4 @@
-"""Two-pass LLM extraction through litellm: concurrent, cached, validated, repaired.
+"""The LLM extractor (LiteLLMExtractor): two-pass extraction through litellm: concurrent, cached, validated, repaired.
 
 Pass 1 sends the script in chunks of whole scenes (all chunks at once under one semaphore) and
 asks for entities with aliases and scene mentions; the answers are merged across chunks.
@@ -14,27 +14,25 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlite_utils
-from pydantic import BaseModel
 
 from stage5cli.errors import Stage5Error, UsageError
+from stage5cli.extract.base import ConflictFix, ExtractionResult, Extractor, LLMOptions, Progress
 from stage5cli.models import Distilled, ExtractedAsset, Mention, Pass1Response
 from stage5cli.screenplay.model import Screenplay
 
 from .chunks import Chunk, defuse, estimate_tokens, script_tokens, split_chunks
-from .llmcall import Caller, LLMItemError, LLMSettings, load_prompt, run
+from .llm_calls import Caller, LLMItemError, load_prompt, run
 from .merge import merge_assets, norm_name
 
 __all__ = [
-    "LLMSettings", "ExtractionReport", "extract_llm", "run_extract_llm", "plan_llm", "distill",
+    "LiteLLMExtractor", "extract_llm", "run_extract_llm", "plan_llm", "distill",
     "suggest_conflict_fix",
 ]
 
 T = TypeVar("T")
-Progress = Callable[[str, int, int], None]
 MAX_CONTEXTS = 12  # mentions per asset that keep their context quote (all keep their scene)
 MAX_QUOTE = 300
 MAX_MENTION_TEXT = 120
@@ -42,19 +40,6 @@ MAX_MENTION_TEXT = 120
 PASS1_OUTPUT_RATIO = 0.35
 PASS2_OUTPUT_TOKENS = 180
 CONTEXT_TOKENS = 35
-
-
-@dataclass
-class ExtractionReport:
-    assets: list[ExtractedAsset]
-    failures: list[str] = field(default_factory=list)
-    requests: int = 0
-    cache_hits: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = None
-    script_tokens: int = 0
-    pass1_input_tokens: int = 0
 
 
 # ---- pass 1 ----------------------------------------------------------------------------------
@@ -215,8 +200,8 @@ async def _all(caller: Caller, coros: list[Awaitable[T]]) -> list[T]:
     return results  # type: ignore[return-value]
 
 
-async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSettings, *,
-                      style_name: str, progress: Progress | None = None) -> ExtractionReport:
+async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOptions, *,
+                      style_name: str, progress: Progress | None = None) -> ExtractionResult:
     """Both passes over `sp`; every call logged in (and served from) `llm_calls` of `db`."""
     settings.check()
     chunks = split_chunks(sp, settings.chunk_tokens)
@@ -263,7 +248,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSe
             tick("pass2", done, len(merged))
 
     assets = await _all(caller, [one_asset(i, a) for i, a in enumerate(merged)])
-    return ExtractionReport(
+    return ExtractionResult(
         assets=assets,
         failures=[failures[k] for k in sorted(failures)],
         requests=caller.stats.requests,
@@ -276,12 +261,12 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSe
     )
 
 
-def run_extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMSettings, *,
-                    style_name: str, progress: Progress | None = None) -> ExtractionReport:
+def run_extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOptions, *,
+                    style_name: str, progress: Progress | None = None) -> ExtractionResult:
     return run(extract_llm(sp, db, settings, style_name=style_name, progress=progress))
 
 
-async def distill(asset: ExtractedAsset, db: sqlite_utils.Database, settings: LLMSettings, *,
+async def distill(asset: ExtractedAsset, db: sqlite_utils.Database, settings: LLMOptions, *,
                   style_name: str, instructions: str | None = None) -> ExtractedAsset:
     """Pass 2 for one asset (`describe`): the asset with a new description and flags."""
     caller = Caller(db, settings)
@@ -292,13 +277,8 @@ async def distill(asset: ExtractedAsset, db: sqlite_utils.Database, settings: LL
         raise Stage5Error(f"could not describe {asset.name!r}: {e}") from None
 
 
-class ConflictSuggestion(BaseModel):
-    description: str
-    reasoning: str = ""
-
-
 async def suggest_conflict_fix(asset: ExtractedAsset, db: sqlite_utils.Database,
-                               settings: LLMSettings, *, style_name: str) -> ConflictSuggestion:
+                               settings: LLMOptions, *, style_name: str) -> ConflictFix:
     """prompts/conflict.txt for one asset: a consistent description and the reasoning."""
     caller = Caller(db, settings)
     caller.preflight()
@@ -312,8 +292,8 @@ async def suggest_conflict_fix(asset: ExtractedAsset, db: sqlite_utils.Database,
                            for m in bounded.mentions if m.context) or "(no quotes)",
     )
 
-    def parse(obj: dict) -> ConflictSuggestion:
-        s = ConflictSuggestion.model_validate(obj)
+    def parse(obj: dict) -> ConflictFix:
+        s = ConflictFix.model_validate(obj)
         if not s.description.strip():
             raise ValueError("description: must not be empty")
         return s
@@ -332,7 +312,7 @@ def _message_tokens(messages: list[dict]) -> int:
     return sum(estimate_tokens(m["content"]) + 4 for m in messages)
 
 
-def plan_llm(sp: Screenplay, settings: LLMSettings, *, style_name: str) -> dict:
+def plan_llm(sp: Screenplay, settings: LLMOptions, *, style_name: str) -> dict:
     """What a run would send: requests, estimated tokens and cost. Calls nothing.
 
     Pass 2 is one request per asset, which pass 1 has not found yet: estimated from the
@@ -354,7 +334,7 @@ def plan_llm(sp: Screenplay, settings: LLMSettings, *, style_name: str) -> dict:
     tokens_in, tokens_out = p1_in + p2_in, p1_out + p2_out
     cost: float | None
     try:
-        from .llmcall import _litellm
+        from .llm_calls import _litellm
 
         p, c = _litellm().cost_per_token(model=settings.model, prompt_tokens=tokens_in,
                                          completion_tokens=tokens_out)
@@ -371,3 +351,66 @@ def plan_llm(sp: Screenplay, settings: LLMSettings, *, style_name: str) -> dict:
         "cost_usd_estimate": cost,
         "script_tokens": script_tokens(sp),
     }
+
+
+# ---- the Extractor ---------------------------------------------------------------------------
+
+
+class LiteLLMExtractor(Extractor):
+    """Any litellm model (hosted with a key in its environment variable, or a local
+    OpenAI-compatible server at api_base); every call cached and logged in `llm_calls`."""
+
+    extractor_id = "llm"
+    needs_key = True
+    suggests_conflict_fixes = True
+    Options = LLMOptions
+    options: LLMOptions
+
+    @property
+    def model(self) -> str | None:
+        return self.options.model
+
+    @property
+    def noun(self) -> str:
+        return "model"
+
+    @property
+    def key_env_var(self) -> str | None:
+        from .llm_calls import key_variables
+
+        return " or ".join(key_variables(self.options.model or ""))
+
+    def extract(self, screenplay: Screenplay, *, db: sqlite_utils.Database, style_name: str,
+                progress: Progress | None = None) -> ExtractionResult:
+        return run_extract_llm(screenplay, db, self.options, style_name=style_name,
+                               progress=progress)
+
+    def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
+                script: Callable[[], Screenplay], instructions: str | None = None,
+                ) -> ExtractedAsset:
+        return run(distill(asset, db, self.options, style_name=style_name,
+                           instructions=instructions or None))
+
+    def suggest_conflict_fix(self, asset: ExtractedAsset, *, db: sqlite_utils.Database,
+                             style_name: str) -> ConflictFix:
+        return run(suggest_conflict_fix(asset, db, self.options, style_name=style_name))
+
+    def plan(self, screenplay: Screenplay, *, style_name: str) -> dict[str, Any]:
+        return plan_llm(screenplay, self.options, style_name=style_name)
+
+    def check_environment(self) -> tuple[str, bool, str]:
+        from .llm_calls import _litellm
+
+        model = self.options.model or ""
+        try:
+            env = _litellm().validate_environment(model=model)
+        except Exception as e:  # noqa: BLE001 - a diagnosis, not an operation
+            return f"LLM {model}", False, f"cannot check ({e.__class__.__name__})"
+        missing = env.get("missing_keys") or []
+        return (f"LLM {model}", not missing, "keys present" if not missing
+                else "missing environment variable(s): " + ", ".join(missing))
+
+    def preload(self) -> None:
+        from .llm_calls import _litellm
+
+        _litellm()

@@ -1,22 +1,20 @@
-"""Commands of the global library and the export: promote, library list|show|use|remove, export."""
+"""The "Library" panel: promote, library list|show|use|remove (the global library)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .cli import (
+from stage5cli.cli.app import (
     JsonOpt,
     ProjectOpt,
-    _open,
     app,
     console,
-    handled,
     library_app,
+    open_project_opt,
     print_json,
 )
 
@@ -33,7 +31,6 @@ def _warn(message: str) -> None:
 
 
 @app.command(rich_help_panel="Library")
-@handled
 def promote(
     assets: Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a library asset of the same name and type.")] = False,
@@ -41,9 +38,9 @@ def promote(
     json_: JsonOpt = False,
 ) -> None:
     """Copy assets and their image keys into the global library ($STAGE5_HOME)."""
-    from . import library
+    from stage5cli import library
 
-    done = library.promote(_open(project), assets, overwrite=overwrite)
+    done = library.promote(open_project_opt(project), assets, overwrite=overwrite)
     if json_:
         print_json(done)
         return
@@ -53,10 +50,9 @@ def promote(
 
 
 @library_app.command("list")
-@handled
 def library_list(asset_type: TypeOpt = None, json_: JsonOpt = False) -> None:
     """List the library's assets."""
-    from . import library
+    from stage5cli import library
 
     items = library.list_assets(asset_type)
     if json_:
@@ -76,14 +72,13 @@ def library_list(asset_type: TypeOpt = None, json_: JsonOpt = False) -> None:
 
 
 @library_app.command("show")
-@handled
 def library_show(
     name: Annotated[str, typer.Argument(help="Library asset name, alias or id.")],
     asset_type: TypeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Show one library asset in full."""
-    from . import library
+    from stage5cli import library
 
     item = library.show(name, asset_type)
     if json_:
@@ -99,7 +94,6 @@ def library_show(
 
 
 @library_app.command("use")
-@handled
 def library_use(
     name: Annotated[str, typer.Argument(help="Library asset name, alias or id.")],
     as_name: Annotated[str | None, typer.Option("--as", help="Name it differently in this project.")] = None,
@@ -108,10 +102,9 @@ def library_use(
     json_: JsonOpt = False,
 ) -> None:
     """Copy a library asset (with its image) into this project as an unlocked asset."""
-    from . import assets as store
-    from . import library
+    from stage5cli import library, store
 
-    p = _open(project)
+    p = open_project_opt(project)
     row, warnings = library.use(p, name, as_name=as_name, asset_type=asset_type)
     for w in warnings:
         _warn(w)
@@ -123,15 +116,14 @@ def library_use(
 
 
 @library_app.command("remove")
-@handled
 def library_remove(
     name: Annotated[str, typer.Argument(help="Library asset name, alias or id.")],
     asset_type: TypeOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an asset (and its image) from the library; projects that used it keep their copy."""
-    from . import library
-    from .errors import UsageError
+    from stage5cli import library
+    from stage5cli.errors import UsageError
 
     item = library.show(name, asset_type)
     if not yes:
@@ -141,28 +133,3 @@ def library_remove(
         typer.confirm(question, abort=True)
     gone = library.remove(str(item.id), item.type)
     _say(f"removed {gone.type} {gone.name} from the library")
-
-
-@app.command("export", rich_help_panel="Lock and export")
-@handled
-def export_cmd(
-    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml or html (contact sheet).")] = "json",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (json/yaml; default stdout) or folder (html).")] = None,
-    draft: Annotated[bool, typer.Option("--draft", help="Export even though stage 5 is not locked (marked draft).")] = False,
-    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the export and exit.")] = False,
-    project: ProjectOpt = None,
-) -> None:
-    """Export the locked assets for the next stage: JSON, YAML or an HTML contact sheet."""
-    from . import export
-
-    if schema:
-        print_json(export.schema())
-        return
-    text, written = export.export(_open(project), format_, out, draft=draft)
-    if written is None:
-        sys.stdout.write(text)
-        return
-    if format_.lower() == "html":
-        sys.stdout.write(f"wrote the contact sheet: open {written.resolve().as_uri()}\n")
-    else:
-        sys.stdout.write(f"wrote {written}\n")

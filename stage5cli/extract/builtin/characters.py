@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .builtin_lexicon import (
+from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case
+
+from .lexicon import (
     AGE_PREFIXES,
     ANIMALS,
     BODY_PARTS,
@@ -27,7 +30,7 @@ from .builtin_lexicon import (
     is_plural_person,
     singular,
 )
-from .builtin_text import CapsSpan, Index, in_quotes, sentences
+from .text import CapsSpan, Index, in_quotes, sentences
 
 # a group that speaks this many times is kept as a character ("unless they speak a lot")
 GROUP_MIN_LINES = 5
@@ -36,7 +39,7 @@ _DIGITS = re.compile(r"^\d+$")
 _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 
 
-def ckey(name: str) -> str:
+def character_key(name: str) -> str:
     """Matching form of a character name: upper case, no leading article, no periods/possessive."""
     n = name.upper().replace("’", "'")
     n = re.sub(r"'S\b", "", n)
@@ -97,7 +100,7 @@ def split_joint(name: str) -> list[str]:
 
 
 def _is_group(name: str, extensions: list[str]) -> bool:
-    words = ckey(name).split()
+    words = character_key(name).split()
     if not words:
         return True
     if any(w in GROUP_WORDS for w in words) or is_plural_person(words[-1]):
@@ -137,14 +140,14 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         words = words[1:]  # AT THE CAR
     if words and (words[0].endswith("ING") and words[0] not in OBJECT_NOUNS) and span.standalone:
         return None  # GRABBING THE SNAKE, SMASHING DOWN THREE CARS: an action line
-    whole = ckey(" ".join(words))
+    whole = character_key(" ".join(words))
     if whole in known:
         return ("mention", whole)
     if " ".join(core_tokens(whole)) in known and not is_generic(" ".join(core_tokens(whole))):
         return ("character", " ".join(words))  # GROWN-UP EDWARD, YOUNG WILL
     # joint mention: BRICK AND STEEL
     if "AND" in words or "&" in words:
-        parts = [ckey(p) for p in re.split(r"\s+(?:AND|&)\s+", " ".join(words))]
+        parts = [character_key(p) for p in re.split(r"\s+(?:AND|&)\s+", " ".join(words))]
         if parts and all(p in known for p in parts):
             return ("mention", parts[0], *parts[1:])
         return None
@@ -191,7 +194,7 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
     if is_person_word(head) and len(core) <= 5:
         return ("character", " ".join(phrase))
     # extension of a known name: KARL THE GIANT, WILL BLOOM, DICK STEEL, DR. JULIUS BENNETT
-    ctoks = core_tokens(ckey(" ".join(core)))
+    ctoks = core_tokens(character_key(" ".join(core)))
     if 2 <= len(ctoks) <= 3 and (ctoks[0] in known_tokens or ctoks[-1] in known_tokens):
         if not any(w in OBJECT_NOUNS for w in ctoks):
             return ("character", " ".join(core))
@@ -211,23 +214,6 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
     return None
 
 
-class _Union:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, k: str) -> str:
-        self.parent.setdefault(k, k)
-        while self.parent[k] != k:
-            self.parent[k] = self.parent[self.parent[k]]
-            k = self.parent[k]
-        return k
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     """Characters of the script and the prop candidates seen in capitalised spans.
 
@@ -245,7 +231,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     # 1. cues
     for cue in index.cues:
         for part in split_joint(cue.name):
-            key = ckey(part)
+            key = character_key(part)
             if not key or not any(ch.isalpha() for ch in key):
                 continue
             c = get(key)
@@ -281,7 +267,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
                     c.ages.append((span.scene, age))
             continue
         name = got[1]
-        key = ckey(name)
+        key = character_key(name)
         c = get(key)
         c.names[name] += 1
         if c.intro is None:
@@ -293,9 +279,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     live = {k: c for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
 
     # 3. aliases
-    uf = _Union()
-    for k in live:
-        uf.find(k)
+    uf: UnionFind[str] = UnionFind(live)
     cores = {k: core_tokens(k) for k in live}
     # YOUNG X / ADULT X -> X;  DR. BENNETT ~ DR. JULIUS BENNETT (same core)
     by_core: dict[str, list[str]] = defaultdict(list)
@@ -379,17 +363,17 @@ def _combine(members: list[Character]) -> Character:
 
 
 def display(c: Character) -> str:
-    spellings = [n for n in c.names if ckey(n) == c.key] or list(c.names) or [c.key]
+    spellings = [n for n in c.names if character_key(n) == c.key] or list(c.names) or [c.key]
     best = max(spellings, key=lambda n: (c.names[n], len(n)))
     return " ".join(best.split())
 
 
 def aliases(c: Character) -> list[str]:
     name = display(c)
-    seen = {ckey(name)}
+    seen = {character_key(name)}
     out: list[str] = []
     for n, _ in sorted(c.names.items(), key=lambda kv: (-kv[1], kv[0])):
-        k = ckey(n)
+        k = character_key(n)
         if k not in seen:
             seen.add(k)
             out.append(" ".join(n.split()))
@@ -402,25 +386,27 @@ def token_owners(chars: list[Character]) -> Counter:
     for c in chars:
         toks = set()
         for n in c.names:
-            toks.update(core_tokens(ckey(n)))
+            toks.update(core_tokens(character_key(n)))
         owners.update(toks)
     return owners
 
 
-def surfaces(c: Character, token_owner: Counter) -> set[str]:
-    """Spellings that name this character in action text (CAPS and Title case).
+def surfaces(names: Iterable[str], token_owner: Counter | None = None) -> set[str]:
+    """Spellings that name a character in action text (CAPS and Title case).
 
-    A name made only of common words (WOMAN, NURSE) is matched in capitals only.
+    A name made only of common words (WOMAN, NURSE) is matched in capitals only. With
+    `token_owner` (token_owners() of all characters), a first or last name no other character
+    uses names this one alone too (ZACKY PRICE -> PRICE).
     """
     forms: set[str] = set()
-    for n in c.names:
+    for n in names:
         raw = " ".join(n.upper().split())
-        key = ckey(n)
+        key = character_key(n)
         toks = core_tokens(key)
         variants = {raw, key}
         if not is_generic(" ".join(toks)):
             variants.add(" ".join(toks))  # DR. BENNETT -> BENNETT, but OLD WOMAN is not WOMAN
-        if len(toks) >= 2:
+        if token_owner is not None and len(toks) >= 2:
             for t in (toks[0], toks[-1]):
                 if len(t) >= 3 and token_owner[t] == 1 and not is_person_word(t):
                     variants.add(t)
@@ -429,22 +415,15 @@ def surfaces(c: Character, token_owner: Counter) -> set[str]:
                 continue
             forms.add(v)
             if len(v.split()) > 1 or not is_generic(v):
-                forms.add(_title(v))
+                forms.add(title_case(v))
     return forms
-
-
-def _title(name: str) -> str:
-    out = []
-    for w in name.split():
-        out.append(w[:1] + w[1:].lower() if w[:1].isalpha() else w)
-    return " ".join(out)
 
 
 def _scan_mentions(index: Index, chars: list[Character]) -> None:
     owner: dict[str, Character] = {}
     token_owner = token_owners(chars)
     for c in chars:
-        for f in surfaces(c, token_owner):
+        for f in surfaces(c.names, token_owner):
             owner.setdefault(f, c)
     if not owner:
         return
@@ -457,10 +436,10 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             if '"' in p.text and in_quotes(p.text, m.start()):
                 continue  # "GURU 12 MI." on a sign
             c = owner[m.group(0)]
-            generic = is_generic(ckey(m.group(0))) and len(m.group(0).split()) == 1
+            generic = is_generic(character_key(m.group(0))) and len(m.group(0).split()) == 1
             if generic and caps_neighbour(p.text, m.start(), m.end()):
                 continue  # MAN inside "HEAVYSET MAN IN OVERALLS"
-            age = AGE_AT.match(p.text, m.end())
+            age = AGE_AFTER.match(p.text, m.end())
             if age is not None:
                 c.ages.append((p.scene, int(age.group("age"))))
             have = c.mentions.get(p.scene)
@@ -469,12 +448,6 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             c.mentions[p.scene] = (m.group(0), _sentence_at(index, i, m.start()), "action")
     for c in chars:
         c.ages = sorted(set(c.ages))
-
-
-AGE_AT = re.compile(
-    r"\s*(?:,\s*(?:age\s+|aged\s+|now\s+)?|\(\s*|\s+is\s+(?:now\s+)?)(?P<age>\d{1,3})(?:'?s\b|\s*\)|,|\.|\s)",
-    re.IGNORECASE,
-)
 
 
 def caps_neighbour(text: str, start: int, end: int) -> bool:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import JsonOpt, app, handled, print_json
+from stage5cli.cli.app import JsonOpt, app, print_json
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "cyan", "queued": "dim",
                 "running": "yellow"}
@@ -156,7 +156,6 @@ def _exports(values: list[str] | None) -> tuple[str, ...]:
 
 
 @app.command(rich_help_panel="Automation")
-@handled
 def batch(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="Script files, folders (searched for .fountain, .fdx, .pdf, .txt) or glob patterns.", show_default=False)],
     style: Annotated[str, typer.Option("--style", "-s", help="Style id (stage5 style list) or a style capsule YAML file.", show_default=False)],
@@ -182,7 +181,7 @@ def batch(
 
     Resumable: a script whose project finished with the same script, style and options is skipped. Exit 0 when every script is ok or skipped, 1 when any failed, 2 for bad usage, 130 when interrupted (the report says what finished; a re-run resumes).
     """
-    from .batch import (
+    from stage5cli.batch import (
         BatchOptions,
         check_output_file,
         exit_code,

@@ -1,0 +1,125 @@
+"""Names: the one normaliser, union-find, age pattern and title casing both extractors share.
+
+    norm_name("THE OLD MAN (V.O.)") -> "old man"     the matching form (merge.py, assets.py)
+    display_name("Old Man's")       -> "Old Man"     a name as shown
+    title_case("DR. BENNETT")       -> "Dr. Bennett"
+    AGE_AFTER.match(text, end)      -> the age written after a name ("BRICK, 40s", "Will (29)")
+    UnionFind                       -> groups of names/indices that are the same thing
+
+The heading vocabulary (times of day, continuity tags) is the parser's, in
+screenplay/scenes.py; `norm_name` strips a time-of-day suffix built from it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
+
+from stage5cli.screenplay.scenes import (
+    CONTINUITY_TAGS,
+    TIME_FILLER_WORDS,
+    TIME_WORDS,
+    split_heading,
+)
+
+K = TypeVar("K", bound=Hashable)
+
+PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+SPACES = re.compile(r"\s+")
+
+
+def _alternation(words: Iterable[str]) -> str:
+    forms = {w.lower().replace("’", "'") for w in words}
+    return "|".join(re.escape(w).replace(r"\ ", r"\s+").replace("'", "'?")  # CONT'D, CONTD
+                    for w in sorted(forms, key=len, reverse=True))
+
+
+# "HOUSE - NIGHT", "Bob - a moment later", "garden - flashback": a dash, then a time of day or a
+# continuity tag (the parser's words), then anything
+TIME_SUFFIX = re.compile(
+    rf"\s+-+\s*(?:(?:{_alternation(TIME_FILLER_WORDS)})\s+)*"
+    rf"(?:{_alternation(TIME_WORDS | CONTINUITY_TAGS)})\b.*$",
+    re.IGNORECASE,
+)
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+_POSSESSIVE = re.compile(r"(?<=\w)'s\b|(?<=s)'(?=\s|$)")
+_NON_WORD = re.compile(r"[^\w\s'&-]+")
+_DASH = re.compile(r"(?<=\s)[-']+(?=\s)")
+
+# An age written right after a name: "BRICK, 40s,", "EDWARD, about 60", "Will (29)",
+# "WILL is now 17". The number must end there (not the start of "1984").
+AGE_AFTER = re.compile(
+    r"\s*(?:,\s*(?:age\s+|aged\s+|now\s+|about\s+|around\s+|maybe\s+)?|\(\s*|\s+is\s+(?:now\s+)?)"
+    r"(?P<age>\d{1,3})(?:'?s\b|\s*\)|,|\.|\s|$)",
+    re.IGNORECASE,
+)
+
+
+def fold(text: str) -> str:
+    """NFKC, curly quotes and backticks as ', en and em dashes as -."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("’", "'").replace("‘", "'").replace("`", "'")
+    return text.replace("–", "-").replace("—", "-")
+
+
+def norm_name(name: str) -> str:
+    """The matching form of a name: lower case, no article, possessive, extension or punctuation.
+
+    Scene-heading decorations (INT./EXT. prefixes, "- NIGHT" suffixes) are removed too, so a
+    location named after its heading matches the plain place name.
+    """
+    raw = fold(name or "")
+    text = PARENS.sub(" ", raw)
+    text = SPACES.sub(" ", text).strip()
+    int_ext, location, _, _ = split_heading(text)  # the parser's own heading rules
+    text = location if int_ext is not None and location else TIME_SUFFIX.sub("", text)
+    text = text.lower()
+    text = _POSSESSIVE.sub("", text)
+    text = text.replace(".", " ")
+    text = _NON_WORD.sub(" ", text)
+    text = _DASH.sub(" ", f" {text} ")
+    text = SPACES.sub(" ", text).strip(" '-&")
+    stripped = _ARTICLE.sub("", text)
+    if stripped:
+        text = stripped
+    if not text:  # nothing but punctuation/extension: fall back to the plain lower-cased form
+        text = SPACES.sub(" ", raw.lower()).strip()
+    return text
+
+
+def display_name(name: str) -> str:
+    """A name as shown: extensions such as (V.O.) and a trailing possessive removed."""
+    text = SPACES.sub(" ", PARENS.sub(" ", fold(name or ""))).strip()
+    text = re.sub(r"'s$", "", text, flags=re.IGNORECASE).strip()
+    return text or (name or "").strip()
+
+
+def title_case(name: str) -> str:
+    """Words in capitals written in title case ("4TH FLOOR" -> "4th Floor", "DR. BENNETT" ->
+    "Dr. Bennett"); mixed-case words and single letters unchanged ("McDONALD", "A")."""
+    return " ".join(w[:1].upper() + w[1:].lower() if w.isupper() and len(w) > 1 else w
+                    for w in name.split())
+
+
+class UnionFind(Generic[K]):
+    """Disjoint sets of keys; a set's root is its smallest key (deterministic groups)."""
+
+    def __init__(self, keys: Iterable[K] = ()):
+        self.parent: dict[K, K] = {}
+        for k in keys:
+            self.parent.setdefault(k, k)
+
+    def find(self, k: K) -> K:
+        parent = self.parent
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    def union(self, a: K, b: K) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)  # type: ignore[type-var]

@@ -1,0 +1,149 @@
+"""Saving an extraction: one transaction that adds new assets, updates matched ones in place
+(never a field the user owns, never a locked asset) and marks vanished ones stale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stage5cli.db import atomic
+from stage5cli.models import ExtractedAsset
+from stage5cli.project import Project
+
+from .names import name_key
+from .read import mentions_of, meta_of, rows
+from .write import insert_asset, replace_mentions, snapshot, update_asset
+
+CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
+
+
+def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[str, Any]:
+    quotes = [m.model_dump() for m in asset.mentions if m.context][:CONTEXT_QUOTES]
+    return {
+        "aliases": sorted(set(asset.aliases) - {asset.name}, key=str.lower),
+        "confidence_score": round(float(asset.confidence_score), 3),
+        "is_priority": bool(asset.is_priority),
+        "has_conflicts": bool(asset.has_conflicts),
+        "conflict_details": asset.conflict_details or "",
+        "source_mentions": quotes,
+        "extractor": extractor,
+        "model": model,
+        "user_fields": [],
+    }
+
+
+def _keys(name: str, aliases: list[str]) -> set[str]:
+    return {k for k in (name_key(x) for x in [name, *aliases]) if k}
+
+
+def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extractor: str,
+                    model: str | None, script_path: str, script_sha256: str) -> dict[str, Any]:
+    """Write an extraction in one transaction; re-extraction updates in place.
+
+    Stored assets are matched by type and name/alias. Fields the user edited, merged or
+    locked assets are never overwritten; new assets are added; extracted assets that vanished
+    from the script are marked stale, not deleted.
+    """
+    project.require_draft("extract")
+    existing = rows(project)
+    report: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "kept_locked": [],
+                                    "stale": [], "revived": []}
+    with atomic(project.db):
+        before = snapshot(project, [r["id"] for r in existing])
+        index: dict[tuple[str, str], dict] = {}
+        retyped: dict[str, dict] = {}  # assets whose type the user changed match any type
+        for r in existing:
+            meta = meta_of(r)
+            for k in _keys(r["name"], meta.get("aliases", [])):
+                index.setdefault((r["asset_type"], k), r)
+                if "type" in meta.get("user_fields", []):
+                    retyped.setdefault(k, r)
+        matched: dict[int, list[ExtractedAsset]] = {}
+        new: list[ExtractedAsset] = []
+        for a in extracted:
+            keys = _keys(a.name, a.aliases)
+            hit = next((index[(a.type, k)] for k in keys if (a.type, k) in index), None)
+            if hit is None:
+                hit = next((retyped[k] for k in keys if k in retyped), None)
+            if hit is None:
+                new.append(a)
+            else:
+                matched.setdefault(hit["id"], []).append(a)
+        touched: list[int] = []
+        by_id = {r["id"]: r for r in existing}
+        for aid, found in matched.items():
+            r = by_id[aid]
+            if r["locked"]:
+                report["kept_locked"].append(r["name"])
+                continue
+            if _update_from_extraction(project, r, found, extractor, model):
+                report["updated"].append(r["name"])
+            else:
+                report["unchanged"].append(r["name"])
+            if r["stale"]:
+                report["revived"].append(r["name"])
+            touched.append(aid)
+        for a in new:
+            aid = insert_asset(
+                project, name=a.name, asset_type=a.type, description=a.description,
+                metadata=_metadata(a, extractor, model),
+                mentions=[m.model_dump() for m in a.mentions],
+            )
+            touched.append(aid)
+            report["added"].append(a.name)
+        for r in existing:
+            if r["id"] not in matched and r["origin"] == "extracted" and not r["stale"]:
+                update_asset(project, r["id"], stale=1)
+                report["stale"].append(r["name"])
+                touched.append(r["id"])
+        stage_before = project.stage()
+        project.db.execute(
+            "UPDATE stage_state SET script_path = ?, script_sha256 = ? WHERE branch_id = ?",
+            [script_path, script_sha256, project.branch_id],
+        )
+        summary = {k: len(v) for k, v in report.items()}
+        project.record_event("extract", {
+            "summary": summary, "script": script_path, "extractor": extractor, "model": model,
+            "before": before, "touched": touched, "stage_before": stage_before,
+        })
+    return report
+
+
+def _update_from_extraction(project: Project, row: dict, found: list[ExtractedAsset],
+                            extractor: str, model: str | None) -> bool:
+    meta = meta_of(row)
+    user = set(meta.get("user_fields", []))
+    best = max(found, key=lambda a: (len(a.mentions), a.confidence_score))
+    fresh = _metadata(best, extractor, model)
+    aliases = set(meta.get("aliases", []))
+    for a in found:
+        aliases.update(a.aliases)
+        if a.name != row["name"]:
+            aliases.add(a.name)
+    aliases.discard(row["name"])
+    new_meta = dict(meta)
+    if "aliases" not in user:
+        new_meta["aliases"] = sorted(aliases, key=str.lower)
+    for key in ("confidence_score", "has_conflicts", "conflict_details", "source_mentions",
+                "extractor", "model"):
+        if key not in user and not (key in ("has_conflicts", "conflict_details")
+                                    and meta.get("conflict_resolution")):
+            new_meta[key] = fresh[key]
+    if "is_priority" not in user:
+        new_meta["is_priority"] = fresh["is_priority"]
+    description = row["description"]
+    if "description" not in user and best.description:
+        description = best.description
+    mentions = {(m.scene_number, m.text, m.context) for a in found for m in a.mentions}
+    old_mentions = {(r["scene_number"], r["text"], r["context"])
+                    for r in mentions_of(project, row["id"])}
+    changed = (description != row["description"] or new_meta != meta or mentions != old_mentions
+               or row["stale"])
+    if not changed:
+        return False
+    update_asset(project, row["id"], description=description, metadata=new_meta, stale=0)
+    if mentions != old_mentions:
+        replace_mentions(project, row["id"], [{"scene_number": s, "text": t, "context": c}
+                                              for s, t, c in sorted(mentions)])
+    return True
+
+

@@ -1,0 +1,129 @@
+"""Naming assets: finding one by id, name or alias, who already answers to a name, and the
+checks every name, alias, type and description passes before it is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stage5cli.errors import BlockedError, NotFoundError, UsageError
+from stage5cli.models import ASSET_TYPES
+from stage5cli.project import Project
+from stage5cli.styles import suggest
+
+from .read import meta_of, rows, type_error
+
+MAX_NAME = 120
+MAX_DESCRIPTION = 4000
+
+
+def name_key(name: str) -> str:
+    """The normalised form two spellings of one name share (extract.merge.norm_name)."""
+    from stage5cli.extract.merge import norm_name
+
+    return norm_name(name)
+
+
+def resolve(project: Project, ref: str) -> dict[str, Any]:
+    """An asset by id or by name/alias, case-insensitive; exit 2 with suggestions if unknown."""
+    ref = ref.strip()
+    if not ref:
+        raise UsageError("an asset name cannot be empty")
+    all_rows = rows(project)
+    if ref.isdigit():
+        for r in all_rows:
+            if r["id"] == int(ref):
+                return r
+    low = ref.lower()
+    exact = [r for r in all_rows if r["name"].lower() == low]
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        raise UsageError(_ambiguous(ref, exact))
+    key = name_key(ref)
+    by_alias = [
+        r for r in all_rows
+        if low in (a.lower() for a in meta_of(r).get("aliases", []))
+        or (key and (key == name_key(r["name"])
+                     or key in {name_key(a) for a in meta_of(r).get("aliases", [])}))
+    ]
+    if len(by_alias) == 1:
+        return by_alias[0]
+    if len(by_alias) > 1:
+        raise UsageError(_ambiguous(ref, by_alias))
+    names = [r["name"] for r in all_rows]
+    for r in all_rows:
+        names.extend(meta_of(r).get("aliases", []))
+    hint = suggest(ref, names) or ("; the project has no assets yet" if not all_rows else "")
+    raise NotFoundError(f"no asset named {ref!r}{hint}")
+
+
+def _ambiguous(ref: str, found: list[dict]) -> str:
+    listed = ", ".join(f"{r['name']} (id {r['id']}, {r['asset_type']})" for r in found[:8])
+    return f"{ref!r} is ambiguous: {listed}; use the id"
+
+
+def owner(project: Project, name: str, asset_type: str | None,
+          exclude: Iterable[int] = ()) -> dict[str, Any] | None:
+    """Another asset on this branch that already answers to `name` (name or alias)."""
+    low = name.lower()
+    key = name_key(name)
+    skip = set(exclude)
+    for r in rows(project):
+        if r["id"] in skip:
+            continue
+        aliases = meta_of(r).get("aliases", [])
+        if low == r["name"].lower() or low in (a.lower() for a in aliases):
+            return r
+        if asset_type == r["asset_type"] and key and key in {
+                name_key(x) for x in [r["name"], *aliases]}:
+            return r
+    return None
+
+
+def quoted(name: str) -> str:
+    """An asset name as it is typed in a suggested command line."""
+    import shlex
+
+    return shlex.quote(name)
+
+
+# ---- checks --------------------------------------------------------------------------------
+
+
+def require_unlocked(row: dict[str, Any], action: str) -> None:
+    if row["locked"]:
+        raise BlockedError(
+            f"asset {row['name']!r} is locked: run stage5 unlock {row['name']!r} to {action} it"
+        )
+
+
+def _checked(text: str, what: str) -> str:
+    text = " ".join(text.split())
+    if not text:
+        raise UsageError(f"{what} cannot be empty")
+    if len(text) > MAX_NAME:
+        raise UsageError(f"{what} is at most {MAX_NAME} characters")
+    return text
+
+
+def check_name(name: str) -> str:
+    return _checked(name, "an asset name")
+
+
+def check_alias(alias: str) -> str:
+    return _checked(alias, "an alias")
+
+
+def check_description(text: str) -> str:
+    text = text.strip()
+    if len(text) > MAX_DESCRIPTION:
+        raise UsageError(f"a description is at most {MAX_DESCRIPTION} characters (got {len(text)})")
+    return text
+
+
+def check_type(asset_type: str) -> str:
+    t = asset_type.strip().lower()
+    if t not in ASSET_TYPES:
+        raise type_error(asset_type)
+    return t

@@ -1,0 +1,110 @@
+"""Writing assets: insert, update, delete and the moves a merge makes, and the snapshots of
+rows that `undo` puts back (history.py). Call these inside the caller's `atomic()`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stage5cli.db import dumps, now
+from stage5cli.project import Project
+
+from .read import by_ids
+
+
+def insert_asset(project: Project, *, name: str, asset_type: str, description: str = "",
+                 metadata: dict[str, Any] | None = None, origin: str = "extracted",
+                 mentions: list[dict] | None = None, image_key_url: str | None = None,
+                 image_prompt: str | None = None, style_capsule_id: int | None = None) -> int:
+    at = now()
+    aid = project.db["project_assets"].insert({
+        "branch_id": project.branch_id, "name": name, "asset_type": asset_type,
+        "description": description, "image_prompt": image_prompt,
+        "image_key_url": image_key_url, "locked": 0,
+        "visual_style_capsule_id": style_capsule_id, "voice_profile_id": None,
+        "metadata": dumps(metadata or {"aliases": [], "user_fields": []}),
+        "origin": origin, "stale": 0, "created_at": at, "updated_at": at,
+    }).last_pk
+    if mentions:
+        add_mentions(project, aid, mentions)
+    return aid
+
+
+def add_mentions(project: Project, asset_id: int, mentions: Iterable[dict]) -> None:
+    project.db["asset_mentions"].insert_all(
+        [{"asset_id": asset_id, "scene_number": m["scene_number"], "text": m.get("text", ""),
+          "context": m.get("context", "")} for m in mentions]
+    )
+
+
+def replace_mentions(project: Project, asset_id: int, mentions: Iterable[dict]) -> None:
+    project.db.execute("DELETE FROM asset_mentions WHERE asset_id = ?", [asset_id])
+    add_mentions(project, asset_id, mentions)
+
+
+def update_asset(project: Project, asset_id: int, **cols: Any) -> None:
+    """Set columns of one asset (a metadata dict is stored as JSON) and its updated_at."""
+    cols["updated_at"] = now()
+    if "metadata" in cols and not isinstance(cols["metadata"], str):
+        cols["metadata"] = dumps(cols["metadata"])
+    sets = ", ".join(f"{k} = ?" for k in cols)
+    project.db.execute(f"UPDATE project_assets SET {sets} WHERE id = ?", [*cols.values(), asset_id])
+
+
+def own_fields(meta: dict[str, Any], fields: Iterable[str]) -> None:
+    """Mark fields as the user's (metadata["user_fields"]): re-extraction keeps them."""
+    owned = list(meta.get("user_fields", []))
+    for f in fields:
+        if f not in owned:
+            owned.append(f)
+    meta["user_fields"] = owned
+
+
+def delete_assets(project: Project, ids: list[int]) -> None:
+    """Delete these assets; their mentions and jobs go with them (ON DELETE CASCADE)."""
+    if ids:
+        marks = ",".join("?" * len(ids))
+        project.db.execute(f"DELETE FROM project_assets WHERE id IN ({marks})", ids)
+
+
+def move_mentions(project: Project, mention_ids: list[int], asset_id: int) -> None:
+    for mid in mention_ids:
+        project.db.execute("UPDATE asset_mentions SET asset_id = ? WHERE id = ?", [asset_id, mid])
+
+
+def move_jobs(project: Project, from_ids: list[int], asset_id: int) -> None:
+    """Hand the image jobs of `from_ids` to `asset_id`."""
+    if from_ids:
+        marks = ",".join("?" * len(from_ids))
+        project.db.execute(
+            f"UPDATE image_generation_jobs SET asset_id = ? WHERE asset_id IN ({marks})",
+            [asset_id, *from_ids])
+
+
+# ---- snapshots (the history that undo reads) ------------------------------------------------
+
+
+def snapshot(project: Project, ids: list[int]) -> dict[str, list[dict]]:
+    """Every row that belongs to these assets, exactly as stored."""
+    if not ids:
+        return {"assets": [], "mentions": [], "jobs": []}
+    marks = ",".join("?" * len(ids))
+    db = project.db
+    return {
+        "assets": by_ids(project, ids),
+        "mentions": list(db.query(f"SELECT * FROM asset_mentions WHERE asset_id IN ({marks})", ids)),
+        "jobs": list(db.query(f"SELECT * FROM image_generation_jobs WHERE asset_id IN ({marks})", ids)),
+    }
+
+
+def restore(project: Project, before: dict[str, list[dict]], touched: list[int]) -> None:
+    """Put back `before` exactly, removing whatever the change made (call inside atomic())."""
+    ids = sorted(set(touched) | {a["id"] for a in before["assets"]})
+    delete_assets(project, ids)
+    db = project.db
+    if before["assets"]:
+        db["project_assets"].insert_all(before["assets"])
+    if before["mentions"]:
+        db["asset_mentions"].insert_all(before["mentions"])
+    if before["jobs"]:
+        db["image_generation_jobs"].insert_all(before["jobs"])
