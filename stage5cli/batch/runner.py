@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import files
-from .errors import Stage5Error, UsageError
+from .. import files
+from ..errors import Stage5Error, UsageError
 
 SCRIPT_EXTENSIONS = (".fountain", ".fdx", ".pdf", ".txt")
 EXPORT_FORMATS = ("json", "yaml", "html")
@@ -204,12 +204,12 @@ def _display(path: Path) -> str:
 
 def resolve_style(style: str) -> Style:
     """A built-in style id, or a capsule YAML file (validated). UsageError when neither."""
-    from .project import find_style
-    from .styles import load_yaml_file
+    from ..project import find_style
+    from ..styles import load_yaml_file
 
     p = Path(style).expanduser()
     if p.suffix.lower() in (".yaml", ".yml") or p.is_file():
-        from .styles import builtin_styles
+        from ..styles import builtin_styles
 
         capsule = load_yaml_file(p)
         if capsule.id in builtin_styles():
@@ -299,7 +299,7 @@ _BACKENDS: dict[tuple[str, str | None, str | None], Any] = {}  # one backend per
 def worker_backend(name: str, model: str | None, api_base: str | None) -> Any:
     """This process's image backend for (name, model, api_base), created once and reused, so
     a diffusers pipeline is loaded once per worker however many scripts it handles."""
-    from .images import get_backend
+    from ..images import get_backend
 
     key = (name, model, api_base)
     if key not in _BACKENDS:
@@ -333,7 +333,7 @@ def blank_result(task: Task) -> dict[str, Any]:
 
 
 def _fill_counts(res: dict[str, Any], project: Any) -> None:
-    from .project import status
+    from ..project import status
 
     st = status(project)
     a = st["assets"]
@@ -354,8 +354,8 @@ def _add_cost(res: dict[str, Any], cost: float | None) -> None:
 def process(task: Task, *, gate: Any = None,
             notify: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build one script's project from scratch; never raises (the error is in the result)."""
-    from .db import close_all
-    from .errors import describe_unexpected
+    from ..db import close_all
+    from ..errors import describe_unexpected
 
     t0 = time.perf_counter()
     res = blank_result(task)
@@ -364,11 +364,11 @@ def process(task: Task, *, gate: Any = None,
     project = None
     root = Path(task.project)
     try:
-        from . import jobs
-        from .extraction import ExtractOptions
-        from .extraction import run as extract
-        from .locking import lock_all
-        from .project import import_style, init_project, lock_style
+        from .. import jobs
+        from ..extraction import ExtractOptions
+        from ..extraction import run as extract
+        from ..locking import lock_all
+        from ..project import import_style, init_project, lock_style
 
         say("init")
         _clear(root)
@@ -413,7 +413,7 @@ def process(task: Task, *, gate: Any = None,
         locked = res["stage"] == "locked"
         for fmt in opts.exports:
             say("export")
-            from .export import write_export
+            from ..export import write_export
 
             written = write_export(project, fmt=fmt, out=root / EXPORT_NAMES[fmt], draft=not locked)
             res["exports"].append(str(written))
@@ -441,7 +441,7 @@ def process(task: Task, *, gate: Any = None,
 
 
 def _now() -> str:
-    from .db import now
+    from ..db import now
 
     return now()
 
@@ -458,7 +458,7 @@ def default_jobs() -> int:
 
 def check_options(opts: BatchOptions) -> None:
     """Bad usage, before anything runs (every problem is a one-line UsageError, exit 2)."""
-    from .images import BACKENDS
+    from ..images import BACKENDS
 
     if opts.jobs is not None and opts.jobs < 1:
         raise UsageError(f"--jobs must be at least 1 (got {opts.jobs})")
@@ -487,7 +487,7 @@ def check_options(opts: BatchOptions) -> None:
 
 def prepare(inputs: list[str], opts: BatchOptions) -> tuple[list[Task], Style]:
     """Validate everything and make one task per script (usage errors raise, exit 2)."""
-    from .extraction import resolve_model
+    from ..extraction import resolve_model
 
     opts.model = resolve_model(opts.model)
     opts.exports = tuple(dict.fromkeys(f.lower() for f in opts.exports))
@@ -500,7 +500,7 @@ def prepare(inputs: list[str], opts: BatchOptions) -> tuple[list[Task], Style]:
     scripts = discover(inputs, exclude=out)
     check_options(opts)
     if opts.generate:  # bad backend options (one line) before any worker starts
-        from .images import get_backend
+        from ..images import get_backend
 
         get_backend(opts.backend, model=opts.image_model, api_base=opts.image_api_base).check()
     names = project_names(scripts)
@@ -638,23 +638,23 @@ def _forks() -> bool:
 
 def _warm(opts: BatchOptions) -> None:
     """Import what every script needs once, in the parent, before the workers fork."""
-    from . import extraction, jobs, locking, project  # noqa: F401
+    from .. import extraction, jobs, locking, project  # noqa: F401
 
     if not opts.model:
-        from .extract import builtin  # noqa: F401
+        from ..extract import builtin  # noqa: F401
     elif _forks():
         # litellm takes seconds to import and starts no thread doing it: once here, not
         # once per worker
-        from .extract import llm  # noqa: F401
-        from .extract.llmcall import _litellm
+        from ..extract import llm  # noqa: F401
+        from ..extract.llmcall import _litellm
 
         _litellm()
     if opts.exports:
-        from . import export  # noqa: F401
+        from .. import export  # noqa: F401
     if opts.generate and opts.backend == "placeholder":
         from PIL import Image, ImageDraw, ImageFont  # noqa: F401
 
-        from .images import placeholder, png  # noqa: F401
+        from ..images import placeholder, png  # noqa: F401
 
 
 def _drain(events: Any, on_event: Event | None) -> None:
