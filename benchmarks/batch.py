@@ -71,7 +71,7 @@ def timed(inputs: list[str], out: Path, **options) -> tuple[float, dict]:
     opts = BatchOptions(style="film-noir", out=out, **options)
     t = time.perf_counter()
     report = run_batch(inputs, opts)
-    return time.perf_counter() - t, report
+    return time.perf_counter() - t, report.to_dict()
 
 
 def _check(report: dict, label: str) -> None:
@@ -105,7 +105,7 @@ def offline(tmp: Path) -> None:
     from stage5cli.batch import BatchOptions, run_batch
 
     again = run_batch([str(tmp / "scripts")], BatchOptions(style="film-noir", out=tmp / "out-j2",
-                                                           jobs=2, **common))
+                                                           jobs=2, **common)).to_dict()
     rerun = time.perf_counter() - t
     skipped = again["totals"]["skipped"]
     print(f"  re-run: {skipped}/{again['totals']['scripts']} skipped in {rerun:.3f} s "

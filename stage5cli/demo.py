@@ -20,42 +20,37 @@ def demo_script() -> Path:
 
 
 def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_STYLE) -> dict[str, Any]:
-    from . import jobs
-    from .extract.base import LLMOptions
-    from .extract.service import run as extract
-    from .images import get_backend
-    from .locking import lock_all
-    from .project import DB_NAME, init_project, lock_style
+    from . import pipeline
+    from .project import DB_NAME
 
     if directory.exists():
         if not (directory / DB_NAME).is_file():
             raise UsageError(f"{directory} exists and is not a stage5 project; choose another --dir")
         shutil.rmtree(directory)  # the demo always starts from a clean project
-    project, _ = init_project(directory)
-    say(f"1. created project {directory}")
-    lock_style(project, style)
-    say(f"2. locked style {style}")
     script = demo_script()
-    outcome = extract(project, script, LLMOptions())
-    c = outcome.counts
-    say(f"3. extracted {c['character']} characters, {c['location']} locations, {c['prop']} props "
-        f"from {script.name} (built-in extractor, offline)")
-    sel = jobs.select(project, [], all_=True, missing=False, retry_failed=False)
-    plan = jobs.build_requests(project, sel.rows, backend=get_backend("placeholder"), steps=None, seed=None)
-    gen = jobs.run(project, plan)
-    say(f"4. generated {len(gen['done'])} placeholder image keys in {directory / 'images'}")
-    locked = lock_all(project)
-    say(f"5. lock-all: {len(locked['locked'])} assets locked, stage 5 {locked['stage']}")
-    result = {"project": str(directory), "assets": sum(c.values()), "images": len(gen["done"]),
-              "stage": locked["stage"]}
-    try:
-        from .export import write_export  # noqa: F401 (export lands with the library work)
-    except ImportError:
-        return result
-    json_path = directory / "export.json"
-    html_dir = directory / "contact-sheet"
-    write_export(project, fmt="json", out=json_path)
-    write_export(project, fmt="html", out=html_dir)
-    say(f"6. exported {json_path} and the contact sheet {html_dir / 'index.html'}")
-    result.update(export=str(json_path), contact_sheet=str(html_dir / "index.html"))
-    return result
+
+    def step(s: pipeline.Step) -> None:
+        if not s.done:
+            return
+        r = s.result
+        if s.stage == "init":
+            say(f"1. created project {directory}")
+        elif s.stage == "style":
+            say(f"2. locked style {style}")
+        elif s.stage == "extract":
+            c = r.counts
+            say(f"3. extracted {c['character']} characters, {c['location']} locations, "
+                f"{c['prop']} props from {script.name} (built-in extractor, offline)")
+        elif s.stage == "generate":
+            say(f"4. generated {r.generated} placeholder image keys in {directory / 'images'}")
+        elif s.stage == "lock":
+            say(f"5. lock-all: {r.locked} assets locked, stage 5 {r.stage}")
+        elif s.stage == "export":
+            say(f"6. exported {r.exports['json']} and the contact sheet {r.exports['html']}")
+
+    r = pipeline.run(directory, script, pipeline.PipelineOptions(
+        style=style, generate=True, backend="placeholder", lock=True, exports=("json", "html")),
+        step)
+    return {"project": str(directory), "assets": r.assets, "images": r.generated,
+            "stage": r.stage, "export": str(r.exports["json"]),
+            "contact_sheet": str(r.exports["html"])}

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stage5cli import batch as b
+from stage5cli.batch import worker
 from stage5cli.errors import UsageError
 from tests.conftest import one_line_error
 
@@ -119,9 +121,9 @@ def test_options_hash_changes_with_what_changes_the_result():
 
 
 def test_junit_is_well_formed_with_hostile_text():
-    res = {**b.blank_result(b.Task(0, "/x/a<&>.fountain", "a<&>.fountain", "o/a", None,
-                                   b.Style("s", "h"), "h", b.BatchOptions(style="s", out=Path("o")))),
-           "error": "bad \x00 byte & <tag> \x1b[31m"}
+    res = replace(b.blank_result(b.Task(0, "/x/a<&>.fountain", "a<&>.fountain", "o/a", None,
+                                        b.Style("s", "h"), "h", b.BatchOptions(style="s", out=Path("o")))),
+                  error="bad \x00 byte & <tag> \x1b[31m")
     report = b.build_report([res], b.BatchOptions(style="s", out=Path("o")), b.Style("s", "h"),
                             started_at="t", wall_s=1.0, jobs=1)
     root = ET.fromstring(b.junit_xml(report).encode())
@@ -359,11 +361,13 @@ def test_live_table_renders_every_state():
     from stage5cli.cli.commands.batch import LiveDisplay
 
     d = LiveDisplay()
-    d({"event": "plan", "tasks": [{"index": i, "script": f"s{i}[x].fountain", "project": "p"}
-                                   for i in range(4)], "to_run": 4, "jobs": 2})
-    d({"event": "stage", "index": 0, "stage": "extract"})
-    res = {"status": "failed", "error": "boom [red]", "assets": 0, "images": 0, "wall_s": 0.5}
-    d({"event": "result", "index": 1, "result": res})
+    opts = b.BatchOptions(style="s", out=Path("o"))
+    d(b.PlanEvent(tasks=[b.Task(i, f"/x/s{i}", f"s{i}[x].fountain", "p", None, b.Style("s", "h"),
+                                "h", opts) for i in range(4)], to_run=4, jobs=2))
+    d(b.StageEvent(0, "extract"))
+    res = b.BatchResult(script="s1[x].fountain", project="p", status="failed",
+                        error="boom [red]", wall_s=0.5)
+    d(b.ResultEvent(1, res))
     con = Console(file=StringIO(), width=160, record=True)
     con.print(d._table())
     text = con.export_text()
@@ -373,7 +377,7 @@ def test_live_table_renders_every_state():
 
 
 def test_worker_backend_is_one_instance_per_process():
-    b._BACKENDS.clear()
+    worker._BACKENDS.clear()
     one = b.worker_backend("placeholder", None, None)
     assert b.worker_backend("placeholder", None, None) is one
     assert b.worker_backend("placeholder", "other", None) is not one

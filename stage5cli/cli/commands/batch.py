@@ -6,11 +6,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stage5cli.cli.app import JsonOpt, app, print_json
+
+if TYPE_CHECKING:
+    from .batch import BatchResult
+    from .batch.runner import BatchEvent
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "cyan", "queued": "dim",
                 "running": "yellow"}
@@ -23,16 +27,16 @@ def live_wanted() -> bool:
     return sys.stderr.isatty()
 
 
-def _line(res: dict[str, Any]) -> str:
-    if res["status"] == "ok":
-        c = res["counts"]
-        extra = (f"{res['assets']} assets ({c['character']} characters, {c['location']} "
-                 f"locations, {c['prop']} props), {res['images']} images, "
-                 f"{res['conflicts']} conflicts, {res['wall_s']:.1f} s")
-        return f"{res['script']} -> {res['project']}  {extra}"
-    if res["status"] == "skipped":
-        return f"{res['script']} -> {res['project']}  ({res.get('reason') or 'skipped'})"
-    return f"{res['script']} -> {res['project']}  error: {res['error']}"
+def _line(res: BatchResult) -> str:
+    if res.status == "ok":
+        c = res.counts
+        extra = (f"{res.assets} assets ({c['character']} characters, {c['location']} "
+                 f"locations, {c['prop']} props), {res.images} images, "
+                 f"{res.conflicts} conflicts, {res.wall_s:.1f} s")
+        return f"{res.script} -> {res.project}  {extra}"
+    if res.status == "skipped":
+        return f"{res.script} -> {res.project}  ({res.reason or 'skipped'})"
+    return f"{res.script} -> {res.project}  error: {res.error}"
 
 
 class PlainDisplay:
@@ -42,16 +46,16 @@ class PlainDisplay:
         self.total = 0
         self.seen = 0
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if ev["event"] == "plan":
-            self.total = len(ev["tasks"])
-            up = self.total - ev["to_run"]
-            sys.stderr.write(f"batch: {self.total} script(s), {up} up to date, {ev['to_run']} to "
-                             f"run on {ev['jobs']} worker(s)\n")
-        elif ev["event"] == "result":
+    def __call__(self, ev: BatchEvent) -> None:
+        if ev.kind == "plan":
+            self.total = len(ev.tasks)
+            up = self.total - ev.to_run
+            sys.stderr.write(f"batch: {self.total} script(s), {up} up to date, {ev.to_run} to "
+                             f"run on {ev.jobs} worker(s)\n")
+        elif ev.kind == "result":
             self.seen += 1
-            res = ev["result"]
-            sys.stderr.write(f"[{self.seen}/{self.total}] {res['status']:<7} {_line(res)}\n")
+            res = ev.result
+            sys.stderr.write(f"[{self.seen}/{self.total}] {res.status:<7} {_line(res)}\n")
         sys.stderr.flush()
 
     def __enter__(self) -> PlainDisplay:
@@ -87,22 +91,22 @@ class LiveDisplay:
             self.live.update(self._table())
             self.live.__exit__(*exc)
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if ev["event"] == "plan":
-            for t in ev["tasks"]:
-                self.rows[t["index"]] = {"script": t["script"], "status": "queued", "stage": "",
-                                         "res": None, "since": None}
-        elif ev["event"] == "stage":
-            row = self.rows.get(ev["index"])
+    def __call__(self, ev: BatchEvent) -> None:
+        if ev.kind == "plan":
+            for t in ev.tasks:
+                self.rows[t.index] = {"script": t.display, "status": "queued", "stage": "",
+                                      "res": None, "since": None}
+        elif ev.kind == "stage":
+            row = self.rows.get(ev.index)
             if row is not None and row["res"] is None:
                 if row["status"] != "running":
                     row["since"] = time.perf_counter()
-                row.update(status="running", stage=ev["stage"])
-        elif ev["event"] == "result":
-            row = self.rows.get(ev["index"])
+                row.update(status="running", stage=ev.stage)
+        elif ev.kind == "result":
+            row = self.rows.get(ev.index)
             if row is not None:
-                row.update(status=ev["result"]["status"], stage="", res=ev["result"])
-                self.order.append(ev["index"])
+                row.update(status=ev.result.status, stage="", res=ev.result)
+                self.order.append(ev.index)
         if self.live is not None:
             self.live.update(self._table())
 
@@ -133,18 +137,17 @@ class LiveDisplay:
                 : self.MAX_ROWS - len(show)]
         for i in show:
             r = self.rows[i]
-            res = r["res"] or {}
-            if res:
-                took = f"{res.get('wall_s', 0):.1f} s"
+            res = r["res"]
+            if res is not None:
+                took = f"{res.wall_s:.1f} s"
             elif r["since"] is not None:
                 took = f"{time.perf_counter() - r['since']:.0f} s"
             else:
                 took = ""
             colour = STATUS_STYLE.get(r["status"], "")
             t.add_row(escape(r["script"]), f"[{colour}]{r['status']}[/]", r["stage"],
-                      str(res.get("assets", "")) if res else "",
-                      str(res.get("images", "")) if res else "", took,
-                      escape(res.get("error") or "") if r["status"] == "failed" else "")
+                      str(res.assets) if res else "", str(res.images) if res else "", took,
+                      escape(res.error or "") if res and r["status"] == "failed" else "")
         return t
 
 
@@ -205,21 +208,21 @@ def batch(
         written.append(str(write_report(result, report)))
     if junit is not None:
         written.append(str(write_junit(result, junit)))
-    t = result["totals"]
+    t = result.totals
     if json_:
-        print_json(result)
+        print_json(result.to_dict())
     else:
         where = f"; wrote {', '.join(written)}" if written else ""
-        cost = "unknown" if t["cost_usd"] is None else f"${t['cost_usd']:.4f}"
-        sys.stdout.write(f"{t['scripts']} script(s): {t['ok']} ok, {t['failed']} failed, "
-                         f"{t['skipped']} skipped in {t['wall_s']:.1f} s; {t['assets']} assets, "
-                         f"{t['images']} images, {t['tokens']} tokens, cost {cost}{where}\n")
+        cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+        sys.stdout.write(f"{t.scripts} script(s): {t.ok} ok, {t.failed} failed, "
+                         f"{t.skipped} skipped in {t.wall_s:.1f} s; {t.assets} assets, "
+                         f"{t.images} images, {t.tokens} tokens, cost {cost}{where}\n")
     code = exit_code(result)
     if code == 130:
         sys.stderr.write("error: interrupted; the report lists what finished; run the same "
                          "command again to resume\n")
     elif code:
-        failed = [r for r in result["scripts"] if r["status"] == "failed"]
-        sys.stderr.write(f"error: {len(failed)} script(s) failed; first: {failed[0]['script']}: "
-                         f"{failed[0]['error']}\n")
+        failed = [r for r in result.scripts if r.status == "failed"]
+        sys.stderr.write(f"error: {len(failed)} script(s) failed; first: {failed[0].script}: "
+                         f"{failed[0].error}\n")
     raise typer.Exit(code)
