@@ -9,14 +9,15 @@ Printed:
    --jobs 2 and --jobs 5: total wall time vs the sum of the per-script wall times (how much
    of the scripts' time overlapped; the ideal is the number of workers), requests and tokens;
 4. the Ray engine (skipped, and says so, without the ray extra): the offline batch of (1) with
-   --jobs 2 on a local Ray instance, its wall time against --engine local (target: at most
-   15% more; the instance's start-up and the first batch that warms its workers are printed
+   --jobs 2 on a local Ray instance, its wall time against --engine local (best of 3 each,
+   alternating; target: at most 15% more; the instance's start-up and the first batch that warms its workers are printed
    apart: a cluster is started once for many batches), then 200 tiny scripts against the
    fake LLM at 0.3 s per request with --jobs 8 and --llm-concurrency 4: the most requests
    the server ever had in flight at once, against the cap (target: never above it).
 
 Each measured run starts from an empty output folder; one untimed script first warms the
-file caches. Run: python benchmarks/batch.py (exits 0; a missed target is printed as MISS).
+file caches. Run: python benchmarks/batch.py (exits 0; a missed target is printed as MISS);
+`--ray-only` runs just (4).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ N_SCRIPTS = 10
 TARGET_SPEEDUP = 1.6
 LATENCY = 0.2
 RAY_OVERHEAD_MAX = 1.15
+ROUNDS = 3
 CAP_SCRIPTS, CAP_LATENCY, CAP_JOBS, CAP = 200, 0.3, 8, 4
 TINY = """Title: Tiny {n}
 
@@ -150,7 +152,7 @@ def with_ray(tmp: Path) -> None:
     except ImportError:
         print("Ray engine: skipped (the ray extra is not installed: pip install 'stage5[ray]')")
         return
-    from stage5cli.batch_ray import connect
+    from stage5cli.batch.ray_runner import connect
 
     inputs = make_inputs(tmp / "scripts-ray")
     common = {"generate": True, "lock": True, "exports": ("json",)}
@@ -161,11 +163,14 @@ def with_ray(tmp: Path) -> None:
     try:
         first, _ = timed([str(inputs[0]), str(inputs[1])], tmp / "ray-warm", jobs=2,
                          engine="ray", **common)
-        local, rl = timed([str(tmp / "scripts-ray")], tmp / "ray-vs-local", jobs=2, **common)
-        _check(rl, "local")
-        on_ray, rr = timed([str(tmp / "scripts-ray")], tmp / "ray-run", jobs=2, engine="ray",
-                           **common)
-        _check(rr, "ray")
+        local = on_ray = float("inf")
+        for _ in range(ROUNDS):  # alternating, best of each: the 2 cores are shared
+            t_l, rl = timed([str(tmp / "scripts-ray")], tmp / "ray-vs-local", jobs=2, **common)
+            _check(rl, "local")
+            t_r, rr = timed([str(tmp / "scripts-ray")], tmp / "ray-run", jobs=2, engine="ray",
+                            **common)
+            _check(rr, "ray")
+            local, on_ray = min(local, t_l), min(on_ray, t_r)
     finally:
         ray.shutdown()
     same = (rl["totals"]["assets"] == rr["totals"]["assets"]
@@ -173,7 +178,7 @@ def with_ray(tmp: Path) -> None:
     ratio = on_ray / local
     print(f"  start a local instance: {start:.2f} s; first batch (2 scripts, workers start): "
           f"{first:.2f} s (once per instance, not counted below)")
-    print(f"  local: {local:.2f} s   ray: {on_ray:.2f} s   ratio {ratio:.2f} (target <= "
+    print(f"  best of {ROUNDS}: local {local:.2f} s   ray {on_ray:.2f} s   ratio {ratio:.2f} (target <= "
           f"{RAY_OVERHEAD_MAX:.2f}) {_verdict(ratio <= RAY_OVERHEAD_MAX)}; same assets "
           f"({rr['totals']['assets']}) {_verdict(same)}")
     end_to_end = (start + first + on_ray) / local
@@ -184,7 +189,7 @@ def with_ray(tmp: Path) -> None:
 def cap_run(tmp: Path) -> None:
     import ray
 
-    from stage5cli.batch_ray import connect
+    from stage5cli.batch.ray_runner import connect
     from tests.fake_llm import FakeLLM
 
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-real-key")
@@ -213,9 +218,11 @@ def cap_run(tmp: Path) -> None:
 
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="stage5-bench-batch-"))
+    only_ray = "--ray-only" in sys.argv[1:]
     try:
-        offline(tmp)
-        with_llm(tmp)
+        if not only_ray:
+            offline(tmp)
+            with_llm(tmp)
         with_ray(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

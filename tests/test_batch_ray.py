@@ -4,14 +4,41 @@ around each request, and the engine on a local Ray instance (started here, num_c
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import sys
 import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from stage5cli import batch_ray as br
+from stage5cli import batch as b
+from stage5cli.batch import ray_runner as br
 from stage5cli.errors import UsageError
+from tests.conftest import one_line_error
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = """Title: {title}
+
+INT. KITCHEN - NIGHT
+
+ANNA PARK, 30s, in a green raincoat, turns a brass KEY in her fingers.
+
+ANNA
+Where does this one go?
+
+EXT. GARDEN - DAY
+
+BEN, 40s, waits by the iron gate with a LANTERN.
+"""
+
+
+def script(path: Path, title: str = "Tiny") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TINY.format(title=title), encoding="utf-8")
+    return path
 
 try:
     import ray  # noqa: F401
@@ -94,10 +121,8 @@ def test_gated_backend_holds_one_slot_per_request():
 
 
 def test_retries_only_where_a_rebuild_is_free_and_the_same():
-    from stage5cli.batch import BatchOptions
-
     def o(**kw):
-        return BatchOptions(style="film-noir", out=".", **kw)
+        return b.BatchOptions(style="film-noir", out=".", **kw)
 
     assert br.retry_safe(o())
     assert br.retry_safe(o(generate=True))
@@ -176,3 +201,219 @@ def test_one_cap_across_ray_tasks_a_dead_task_frees_its_slots_and_a_dead_actor_f
     ray.kill(caps2)
     with pytest.raises(br.CapsLost, match="run the same command again"):
         br.Gate(caps2, "llm", "late").acquire(True, 0.2)
+
+
+def test_a_node_that_does_not_see_out_fails_its_script_with_the_storage_rule(tmp_path):
+    opts = b.BatchOptions(style="film-noir", out=tmp_path / "out")
+    task = b.Task(index=0, script=str(script(tmp_path / "a.fountain")), display="a.fountain",
+                  project=str(tmp_path / "out" / "a"), sha256=None,
+                  style=b.Style(id="film-noir", sha256="x"), options_hash="h", opts=opts)
+    ctx = br.TaskContext(caps=None, holder="0:x", probe=str(tmp_path / "out" / ".probe-gone"))
+    res = br.run_script(task, ctx)
+    assert res.status == "failed" and "every node mounts at the same path" in res.error
+    assert not (tmp_path / "out" / "a").exists()  # nothing written where nobody will look
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--engine", "spark"], "unknown engine"),
+    (["--ray-address", "auto"], "--ray-address needs --engine ray"),
+    (["--image-concurrency", "2"], "--image-concurrency needs --engine ray"),
+    (["--engine", "ray", "--image-concurrency", "0"], "--image-concurrency must be at least 1"),
+])
+def test_bad_engine_usage_exits_2(cli, tmp_path, extra, needle):
+    script(tmp_path / "in" / "a.fountain")
+    r = cli("batch", tmp_path / "in", "--style", "film-noir", "--out", tmp_path / "out", *extra,
+            env={"CI": "true"})
+    assert r.exit_code == 2
+    assert needle in one_line_error(r)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once it is closed
+
+
+@needs_ray
+@pytest.mark.parametrize("address, needle", [
+    ("http://127.0.0.1:8265", "use auto, HOST:PORT or ray://HOST:PORT"),
+    ("127.0.0.1:{port}", "cannot reach the Ray cluster at 127.0.0.1:"),
+])
+def test_a_cluster_that_cannot_be_reached_is_one_line_at_once(cli, tmp_path, address, needle):
+    script(tmp_path / "in" / "a.fountain")
+    r = cli("batch", tmp_path / "in", "--style", "film-noir", "--out", tmp_path / "out",
+            "--engine", "ray", "--jobs", "1", "--ray-address",
+            address.format(port=_closed_port()), env={"CI": "true"})
+    assert r.exit_code == 2
+    assert needle in one_line_error(r)  # before the plan line: nothing ran
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_engine_ray_without_ray_is_one_line(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    script(tmp_path / "in" / "a.fountain")
+    r = cli("batch", tmp_path / "in", "--style", "film-noir", "--out", tmp_path / "out",
+            "--engine", "ray", env={"CI": "true"})
+    assert r.exit_code == 2
+    assert "pip install 'stage5[ray]'" in one_line_error(r)
+
+
+# ---- the batch on the local Ray instance ----------------------------------------------------------
+
+
+def _inputs(folder: Path) -> Path:
+    script(folder / "good_one.fountain", "One")
+    script(folder / "good_two.fountain", "Two")
+    (folder / "night_ferry.fdx").write_bytes((REPO / "examples" / "scripts" /
+                                              "the_night_ferry.fdx").read_bytes())
+    (folder / "binary.fountain").write_bytes(b"\x00\x01\x02PNG\x00" * 50)  # fails alone
+    return folder
+
+
+TIMING = {"started_at", "finished_at", "wall_s", "script_wall_s"}
+
+
+def _comparable(report: dict, out: Path) -> dict:
+    """The report without timings and the engine, with the output folder as OUT."""
+    def walk(x):
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items() if k not in TIMING}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x.replace(str(out), "OUT") if isinstance(x, str) else x
+
+    rep = walk(report)
+    rep["options"].pop("engine")
+    return rep
+
+
+def _junit_comparable(path: Path, out: Path) -> str:
+    root = ET.parse(path).getroot()
+    for el in root.iter():
+        for k in ("time", "timestamp"):
+            el.attrib.pop(k, None)
+        if el.tag == "properties":
+            for p in [p for p in el if p.get("name") == "engine"]:
+                el.remove(p)
+        if el.text:
+            el.text = el.text.replace(str(out), "OUT")
+    return ET.tostring(root, encoding="unicode")
+
+
+@needs_ray
+@pytest.mark.slow
+def test_local_and_ray_give_the_same_projects_and_reports(ray_local, tmp_path):
+    ins = _inputs(tmp_path / "in")
+    reports = {}
+    runner = br.RayRunner()
+    for engine in ("local", "ray"):
+        out = tmp_path / f"out-{engine}"
+        opts = b.BatchOptions(style="film-noir", out=out, generate=True, lock=True,
+                              exports=("json", "html"), jobs=2, engine=engine,
+                              image_concurrency=1 if engine == "ray" else None)
+        rep = b.run_batch([str(ins)], opts, runner=runner if engine == "ray" else None)
+        assert b.exit_code(rep) == 1  # the binary script
+        b.write_junit(rep, tmp_path / f"{engine}.xml")
+        reports[engine] = (rep.to_dict(), out)
+    (local, lout), (ray, rout) = reports["local"], reports["ray"]
+    assert ray["options"]["engine"] == "ray" and local["options"]["engine"] == "local"
+    assert _comparable(ray, rout) == _comparable(local, lout)
+    assert _junit_comparable(tmp_path / "ray.xml", rout) == _junit_comparable(
+        tmp_path / "local.xml", lout)
+    s = {Path(r["script"]).name: r for r in ray["scripts"]}
+    assert s["binary.fountain"]["status"] == "failed" and "binary" in s["binary.fountain"]["error"]
+    assert s["good_one.fountain"]["stage"] == "locked" and s["night_ferry.fdx"]["assets"] > 0
+    for r in ray["scripts"]:  # the exports are where the report says, relative to the same cwd
+        assert all(Path(e).exists() for e in r["exports"])
+    # every image request held one slot of the image cap (1): never two at once
+    img = runner.last_stats["image"]
+    assert img["granted"] == ray["totals"]["images"] > 0 and img["peak"] == 1
+    assert not list(rout.glob(br.PROBE_PREFIX + "*"))  # the driver's probe is gone
+
+
+@needs_ray
+@pytest.mark.slow
+def test_the_llm_cap_holds_across_ray_tasks_at_the_server(ray_local, cli, tmp_path):
+    from tests.fake_llm import FakeLLM
+
+    ins = tmp_path / "in"
+    for n in ("a", "b", "c"):
+        script(ins / f"{n}.fountain", n)
+    with FakeLLM(delay=0.3) as llm:
+        r = cli("batch", ins, "--style", "film-noir", "--out", tmp_path / "out", "--model",
+                "openai/fake", "--api-base", llm.api_base, "--jobs", "2", "--llm-concurrency",
+                "2", "--engine", "ray", "--report", tmp_path / "r.json",
+                env={"CI": "true", "OPENAI_API_KEY": "sk-test-not-real"})
+        assert r.exit_code == 0, r.output
+        spans = sorted((q.started, q.finished) for q in llm.requests)
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["options"]["engine"] == "ray" and rep["totals"]["ok"] == 3
+    assert len(spans) == sum(x["requests"] for x in rep["scripts"]) >= 6
+    # each task alone may have 2 requests in flight; two tasks at once would make 4
+    peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert peak <= 2
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_script_only_and_a_rerun_completes_it(ray_local, tmp_path):
+    from tests.fake_llm import FakeLLM
+
+    ins = tmp_path / "in"
+    for n in ("a", "b", "c"):
+        script(ins / f"{n}.fountain", n)
+    killed: list[int] = []
+
+    def kill_b(ev):  # kill the worker running b.fountain (index 1) once it is extracting
+        if (isinstance(ev, br.RemoteStageEvent) and ev.index == 1 and ev.stage == "extract"
+                and not killed):
+            killed.append(ev.pid)
+            os.kill(ev.pid, signal.SIGKILL)
+
+    def opts(api_base):
+        return b.BatchOptions(style="film-noir", out=tmp_path / "out", model="openai/fake",
+                              api_base=api_base, jobs=2, llm_concurrency=2, engine="ray")
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-real")
+    with FakeLLM(delay=0.5) as llm:
+        report = b.run_batch([str(ins)], opts(llm.api_base), on_event=kill_b)
+    assert killed and b.exit_code(report) == 1
+    rep = report.to_dict()
+    s = {Path(r["script"]).name: r for r in rep["scripts"]}
+    assert s["b.fountain"]["status"] == "failed"
+    assert "worker process running it died" in s["b.fountain"]["error"]
+    assert s["a.fountain"]["status"] == s["c.fountain"]["status"] == "ok"  # the others finish
+    assert b.read_marker(tmp_path / "out" / "b")["state"] == "building"  # not marked done
+    with FakeLLM() as llm:  # the same command again: only b runs
+        again = b.run_batch([str(ins)], opts(llm.api_base)).to_dict()
+    s = {Path(r["script"]).name: r["status"] for r in again["scripts"]}
+    assert s == {"a.fountain": "skipped", "b.fountain": "ok", "c.fountain": "skipped"}
+    assert again["totals"]["failed"] == 0
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ctrl_c_cancels_outstanding_tasks_and_still_reports(ray_local, tmp_path):
+    ins = tmp_path / "in"
+    for n in ("a", "b", "c", "d", "e"):
+        script(ins / f"{n}.fountain", n)
+
+    pressed: list[int] = []
+
+    def interrupt_after_first(ev):
+        if isinstance(ev, b.ResultEvent) and not pressed:
+            pressed.append(ev.index)
+            raise KeyboardInterrupt  # what Ctrl-C raises in the driver's loop
+
+    opts = b.BatchOptions(style="film-noir", out=tmp_path / "out", jobs=1, engine="ray")
+    rep = b.run_batch([str(ins)], opts, on_event=interrupt_after_first)
+    assert rep.interrupted and b.exit_code(rep) == 130
+    st = [r.status for r in rep.scripts]
+    assert st[0] == "ok" and set(st[1:]) == {"failed"}
+    assert rep.scripts[-1].error == b.INTERRUPTED
+    assert not list((tmp_path / "out").glob(br.PROBE_PREFIX + "*"))
+    again = b.run_batch([str(ins)], b.BatchOptions(style="film-noir", out=tmp_path / "out",
+                                                   jobs=1, engine="ray"))
+    assert [r.status for r in again.scripts] == ["skipped"] + ["ok"] * 4

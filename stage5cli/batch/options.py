@@ -11,6 +11,7 @@ from stage5cli.errors import UsageError
 from stage5cli.pipeline import EXPORT_FORMATS
 
 DEFAULT_LLM_CONCURRENCY = 8
+ENGINES = ("local", "ray")  # local: a process pool here; ray: one Ray task per script
 
 
 @dataclass
@@ -30,6 +31,9 @@ class BatchOptions:
     timeout: float = 60.0  # seconds per LLM request
     force: bool = False
     fail_fast: bool = False
+    engine: str = "local"
+    ray_address: str | None = None  # --engine ray: auto, HOST:PORT, ray://HOST:PORT (None: local)
+    image_concurrency: int | None = None  # --engine ray: image requests in flight (None: no cap)
 
 
 @dataclass
@@ -78,6 +82,17 @@ def check_options(opts: BatchOptions) -> None:
         raise UsageError(f"unknown export format {bad[0]!r}: use {', '.join(EXPORT_FORMATS)}")
     if opts.backend not in BACKENDS:
         raise UsageError(f"unknown image backend {opts.backend!r}; known: {', '.join(BACKENDS)}")
+    if opts.engine not in ENGINES:
+        raise UsageError(f"unknown engine {opts.engine!r}: use {' or '.join(ENGINES)}")
+    if opts.engine != "ray" and (opts.ray_address or opts.image_concurrency is not None):
+        flag = "--ray-address" if opts.ray_address else "--image-concurrency"
+        raise UsageError(f"{flag} needs --engine ray (on local, --jobs bounds the image jobs)")
+    if opts.image_concurrency is not None and opts.image_concurrency < 1:
+        raise UsageError(f"--image-concurrency must be at least 1 (got {opts.image_concurrency})")
+    if opts.engine == "ray":  # installed? (one line naming the extra, before anything runs)
+        from .ray_runner import import_ray
+
+        import_ray()
     if opts.lock and not opts.generate:
         raise UsageError("--lock needs --generate: every asset needs an image key before "
                          "stage 5 can be locked")

@@ -31,6 +31,7 @@ class ReportOptions:
     llm_concurrency: int
     force: bool
     fail_fast: bool
+    engine: str = "local"  # local or ray
 
 
 @dataclass
@@ -91,7 +92,7 @@ def build_report(results: list[BatchResult], opts: BatchOptions, style: Style, *
         extractor="llm" if opts.model else "builtin", generate=opts.generate,
         backend=opts.backend if opts.generate else None, lock=opts.lock,
         exports=list(opts.exports), jobs=jobs, llm_concurrency=opts.llm_concurrency,
-        force=opts.force, fail_fast=opts.fail_fast)
+        force=opts.force, fail_fast=opts.fail_fast, engine=opts.engine)
     return BatchReport(version=REPORT_VERSION, started_at=started_at, finished_at=now(),
                        out=str(opts.out), options=options, interrupted=interrupted,
                        scripts=results, totals=totals)

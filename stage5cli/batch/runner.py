@@ -105,6 +105,15 @@ def prepare(inputs: list[str], opts: BatchOptions) -> tuple[list[Task], Style]:
     return tasks, style
 
 
+def runner_for(opts: BatchOptions) -> Runner:
+    """The runner of `opts.engine` (ray's module imports Ray only when it runs)."""
+    if opts.engine == "ray":
+        from .ray_runner import RayRunner
+
+        return RayRunner()
+    return LocalRunner()
+
+
 def not_run(task: Task, error: str, status: str = "failed", reason: str | None = None) -> BatchResult:
     res = blank_result(task)
     res.status, res.error, res.reason = status, error, reason
@@ -118,7 +127,7 @@ def run_batch(inputs: list[str], opts: BatchOptions, *, on_event: Event | None =
     returns the report with `interrupted: true` (the unfinished scripts `failed`)."""
     started_at, t0 = now(), time.perf_counter()
     emit = on_event or (lambda ev: None)
-    runner = runner or LocalRunner()
+    runner = runner or runner_for(opts)
     tasks, style = prepare(inputs, opts)
     results: dict[int, BatchResult] = {}
     todo: list[Task] = []

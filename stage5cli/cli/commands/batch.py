@@ -178,6 +178,9 @@ def batch(
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per script).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo scripts that already finished (rebuilds their projects).")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Start no new script after the first failure.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local: worker processes on this machine; ray: one Ray task per script (needs the ray extra).")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: the cluster (auto, HOST:PORT or ray://HOST:PORT; default: start a local Ray instance with --jobs CPUs).", show_default=False)] = None,
+    image_concurrency: Annotated[int | None, typer.Option("--image-concurrency", help="--engine ray: image requests in flight across the cluster (default: no cap).", show_default=False)] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Run init, style lock, extract, generate, lock-all and export over many scripts at once.
@@ -199,7 +202,8 @@ def batch(
                         backend=backend.strip().lower(), image_model=image_model,
                         image_api_base=image_api_base, lock=lock, exports=_exports(export),
                         jobs=jobs, llm_concurrency=llm_concurrency, timeout=timeout,
-                        force=force, fail_fast=fail_fast)
+                        force=force, fail_fast=fail_fast, engine=engine.strip().lower(),
+                        ray_address=ray_address or None, image_concurrency=image_concurrency)
     display = LiveDisplay() if live_wanted() else PlainDisplay()
     with display:
         result = run_batch(inputs, opts, on_event=display)

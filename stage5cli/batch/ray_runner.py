@@ -1,7 +1,11 @@
 """`stage5 batch --engine ray`: one Ray task per script, cluster-wide caps held by one actor.
 
-    with RayEngine(address=None, jobs=2, caps={"llm": 8, "image": None}) as engine:
-        results, interrupted = engine.run(todo, opts, emit)
+    report = run_batch(inputs, BatchOptions(..., engine="ray", ray_address=None))
+    # or explicitly: run_batch(inputs, opts, runner=RayRunner())
+
+`RayRunner` is the `Runner` of runner.py on Ray: each task runs `worker.process` (so
+`pipeline.run`) in a Ray worker process and returns its BatchResult; the driver emits the
+same StageEvent / ResultEvent as LocalRunner and builds the same report.
 
 - Without an address a local Ray instance is started with num_cpus = --jobs (no dashboard,
   no usage statistics, worker output kept out of the terminal); with one (`auto`,
@@ -34,18 +38,32 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import Stage5Error, UsageError
+from stage5cli.errors import Stage5Error, UsageError
+
+from .options import BatchOptions, Task, default_jobs
+from .runner import (
+    INTERRUPTED,
+    Event,
+    ResultEvent,
+    RunOutcome,
+    StageEvent,
+    _restore_sigterm,
+    _sigterm_as_interrupt,
+    not_run,
+)
+from .worker import BatchResult
 
 RAY_VERSION = "2.60.0"  # the release the `ray` extra pins (see pyproject.toml)
 PROBE_PREFIX = ".stage5-ray-probe-"
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # bytes: tasks pass small dicts, never images
+CONNECT_TIMEOUT_S = 5.0  # --ray-address must accept a connection within this
+RAY_CLIENT_PORT = 10001  # Ray Client's default (ray://HOST)
 POLL_S = 0.1  # how often the driver looks for finished tasks and stage events
 ACQUIRE_RPC_GRACE_S = 30.0  # a slot request the actor does not answer by then: the actor is gone
 # settings a task takes from the driver's environment (never a credential: keys stay where
@@ -269,28 +287,29 @@ def _note(ctx: TaskContext, index: int, stage: str) -> None:
                               "node": socket.gethostname()})
 
 
-def run_script(task: Any, ctx: TaskContext) -> dict[str, Any]:
+def run_script(task: Task, ctx: TaskContext) -> BatchResult:
     """The body of one Ray task: check storage, wire the gates, run the pipeline."""
-    from . import batch
+    from . import worker
 
     os.environ.update(ctx.env)
     _note(ctx, task.index, "start")
     if not probe_visible(ctx.probe):
-        res = batch.blank_result(task)
-        res["error"] = (f"--out is not visible on node {socket.gethostname()} (no "
-                        f"{Path(ctx.probe).name} in {Path(ctx.probe).parent}): on a multi-node "
-                        f"cluster --out must be a folder every node mounts at the same path")
+        res = worker.blank_result(task)
+        res.error = (f"--out is not visible on node {socket.gethostname()} (no "
+                     f"{Path(ctx.probe).name} in {Path(ctx.probe).parent}): on a multi-node "
+                     f"cluster --out must be a folder every node mounts at the same path")
         return res
     llm_gate = Gate(ctx.caps, "llm", ctx.holder) if ctx.llm_capped else None
     if ctx.image_capped and task.opts.generate:
         o = task.opts
         key = (o.backend, o.image_model, o.image_api_base)
-        inner = batch.worker_backend(*key)
+        inner = worker.worker_backend(*key)
         if not isinstance(inner, GatedBackend):  # one instance per worker, as on local
             inner = GatedBackend(inner)
-            batch._BACKENDS[key] = inner
+            worker._BACKENDS[key] = inner
         inner.gate = Gate(ctx.caps, "image", ctx.holder)
-    return batch.process(task, gate=llm_gate, notify=lambda stage: _note(ctx, task.index, stage))
+    return worker.process(task, gate=llm_gate,
+                          notify=lambda stage: _note(ctx, task.index, stage))
 
 
 def retry_safe(opts: Any) -> bool:
@@ -307,6 +326,8 @@ def connect(address: str | None, jobs: int) -> bool:
     started (and so must stop) Ray. An already connected driver (a test, a notebook) is
     reused as it is. A local instance listens on the loopback address only."""
     ray = import_ray()
+    if address:
+        check_reachable(address)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network but the user's endpoint
@@ -315,14 +336,35 @@ def connect(address: str | None, jobs: int) -> bool:
         if address:
             ray.init(address=address, **common)
         else:
-            with _loopback_only():
-                ray.init(num_cpus=jobs, include_dashboard=False,
+            with _loopback_only():  # "local": a new instance, never some other one found here
+                ray.init(address="local", num_cpus=jobs, include_dashboard=False,
                          object_store_memory=LOCAL_OBJECT_STORE, **common)
     except Exception as e:  # noqa: BLE001 - every way of not getting a cluster is one line
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
         raise UsageError(f"cannot start or reach {where}: {first}") from None
     return True
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A HOST:PORT or ray://HOST[:PORT] that accepts no connection is one line at once (Ray
+    itself retries for minutes). `auto` is Ray's to resolve ($RAY_ADDRESS, or the cluster
+    `ray start` made on this machine)."""
+    if address == "auto":
+        return
+    scheme, sep, target = address.partition("://")
+    if not sep:
+        scheme, target = "", address
+    host, colon, port = target.rstrip("/").rpartition(":")
+    if not colon and scheme == "ray":
+        host, port = target.rstrip("/"), str(RAY_CLIENT_PORT)
+    if scheme not in ("", "ray") or not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: use auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: "
+                         f"{e.strerror or e.__class__.__name__}") from None
 
 
 @contextlib.contextmanager
@@ -390,129 +432,180 @@ def describe_task_error(e: BaseException) -> str:
     return f"{what}; run the same command again to redo it"
 
 
-# ---- the engine ------------------------------------------------------------------------------
-
-Emit = Callable[..., None]
+# ---- the runner ------------------------------------------------------------------------------
 
 
-class RayEngine:
-    """Runs tasks (stage5cli.batch.Task) as Ray tasks; see the module docstring."""
+@dataclass(frozen=True)
+class RemoteStageEvent(StageEvent):
+    """A StageEvent that also says which worker process (on which node) runs the script."""
 
-    def __init__(self, *, address: str | None, jobs: int | None,
-                 caps: dict[str, int | None]):
+    pid: int | None = None
+    node: str | None = None
+
+
+def _local_paths(res: BatchResult, task: Task, ran_at: str) -> BatchResult:
+    """The report shows the project (and its exports) as the user gave --out, as local does;
+    the worker ran with the absolute path every node shares."""
+    res.project = task.project
+    res.exports = [task.project + e[len(ran_at):] if e.startswith(ran_at) else e
+                   for e in res.exports]
+    return res
+
+
+class RayRunner:
+    """The batch on Ray. Without `address` (and without a Ray already connected in this
+    process) it starts a local instance with --jobs CPUs and stops it at the end."""
+
+    def __init__(self, address: str | None = None):
         self.address = address
-        self.jobs_wanted = jobs
-        self.caps_spec = caps
         self.started = False
         self.caps: Any = None
-        self.jobs = jobs or 1
+        self.last_stats: dict[str, dict[str, Any]] | None = None  # the caps' counts at the end
+        self.probe: Path | None = None  # OUT/.stage5-ray-probe-<id> while a batch runs
 
-    def __enter__(self) -> RayEngine:
-        from .batch import default_jobs
+    def _address(self, opts: BatchOptions) -> str | None:
+        return self.address or opts.ray_address
 
-        self.started = connect(self.address, self.jobs_wanted or default_jobs())
-        self.jobs = self.jobs_wanted or (cluster_cpus() if self.address else default_jobs())
-        self.caps = start_caps(self.caps_spec)
-        return self
+    def concurrency(self, opts: BatchOptions, tasks: int) -> int:
+        """Scripts in flight at once. With tasks to run it also connects (or starts the local
+        instance) and checks --out, so that a cluster that cannot be reached or an --out the
+        driver cannot write is one line before the plan is shown."""
+        if tasks <= 0:
+            return 1  # nothing to run: no cluster needed
+        self._start(opts)
+        if opts.jobs:
+            return min(opts.jobs, tasks)
+        if self._address(opts):  # a cluster: as many scripts as it has CPUs
+            return min(cluster_cpus(), tasks)
+        return min(default_jobs(), tasks)
 
-    def __exit__(self, *exc: Any) -> None:
+    def _start(self, opts: BatchOptions) -> None:
+        import_ray()
+        if self.probe is None:
+            started = connect(self._address(opts), opts.jobs or default_jobs())
+            self.started = self.started or started
+            try:
+                self.probe = make_probe(Path(opts.out))
+            except UsageError:
+                self._close()
+                raise
+
+    def _close(self) -> None:
         ray = import_ray()
         with contextlib.suppress(Exception):
             if self.caps is not None:
                 ray.kill(self.caps)
+        self.caps = None
+        if self.probe is not None:
+            with contextlib.suppress(OSError):
+                self.probe.unlink()
+            self.probe = None
         if self.started:
             with contextlib.suppress(Exception):
                 ray.shutdown()
+            self.started = False
 
     def stats(self) -> dict[str, dict[str, Any]]:
         ray = import_ray()
         return ray.get(self.caps.stats.remote(), timeout=ACQUIRE_RPC_GRACE_S)
 
-    def _drain(self, emit: Emit) -> None:
+    def _drain(self, on_event: Event) -> None:
         ray = import_ray()
         try:
             events = ray.get(self.caps.drain.remote(), timeout=ACQUIRE_RPC_GRACE_S)
         except Exception:  # noqa: BLE001 - the actor is gone: the tasks say so themselves
             return
         for ev in events:
-            emit(event="stage", **ev)
+            on_event(RemoteStageEvent(ev["index"], ev["stage"], pid=ev.get("pid"),
+                                      node=ev.get("node")))
 
-    def run(self, todo: list[Any], opts: Any, emit: Emit, *,
-            on_result: Callable[[Any, dict[str, Any]], bool] | None = None,
-            window: int | None = None) -> tuple[dict[int, dict[str, Any]], bool]:
-        """Run `todo`; results by task index, and whether Ctrl-C / SIGTERM stopped it.
-        `on_result(task, result)` returning True stops submitting (--fail-fast): the tasks
-        not yet started get no result here (the caller reports them)."""
-        from .batch import _not_run
+    def run(self, tasks: list[Task], opts: BatchOptions, on_event: Event) -> RunOutcome:
+        try:
+            self._start(opts)
+            self.caps = start_caps({"llm": opts.llm_concurrency if opts.model else None,
+                                    "image": opts.image_concurrency})
+            return self._run(tasks, opts, on_event)
+        finally:
+            with contextlib.suppress(Exception):
+                self.last_stats = self.stats()
+            self._close()
 
+    def _run(self, tasks: list[Task], opts: BatchOptions, on_event: Event) -> RunOutcome:
         ray = import_ray()
-        probe = make_probe(Path(opts.out))
+        probe = self.probe
         retries = 1 if retry_safe(opts) else 0
         remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(run_script)
         env = passed_env()
-        queue = list(todo)
-        running: dict[Any, tuple[Any, str]] = {}  # ref -> (task, holder)
-        results: dict[int, dict[str, Any]] = {}
-        limit = max(1, window or self.jobs)
-        stop = False
-        interrupted = False
+        out = RunOutcome()
+        results = out.results
+        queue = list(tasks)
+        running: dict[Any, tuple[Task, str, str]] = {}  # ref -> (task, holder, absolute project)
+        limit = self.concurrency(opts, len(tasks))
+        failed_fast: str | None = None
 
-        def submit(t: Any) -> None:
+        def submit(t: Task) -> None:
             holder = f"{t.index}:{uuid.uuid4().hex[:12]}"
-            # the worker writes to the absolute path; the report shows what local shows
-            remote_task = replace(t, project=str(Path(t.project).resolve()))
+            ran_at = str(Path(t.project).resolve())
             ctx = TaskContext(caps=self.caps, holder=holder, probe=str(probe), env=env,
                               llm_capped=bool(opts.model),
-                              image_capped=self.caps_spec.get("image") is not None)
-            running[remote.remote(remote_task, ctx)] = (t, holder)
+                              image_capped=opts.image_concurrency is not None)
+            running[remote.remote(replace(t, project=ran_at), ctx)] = (t, holder, ran_at)
+
+        def free(holder: str) -> None:
+            with contextlib.suppress(Exception):  # a dead worker's slots go back to the others
+                ray.get(self.caps.release_holder.remote(holder), timeout=ACQUIRE_RPC_GRACE_S)
 
         def finish(ref: Any) -> None:
-            t, holder = running.pop(ref)
+            nonlocal failed_fast
+            t, holder, ran_at = running.pop(ref)
             try:
-                res = ray.get(ref)
-                res["project"] = t.project
+                res = _local_paths(ray.get(ref), t, ran_at)
             except Exception as e:  # noqa: BLE001 - the worker or its node died
-                res = _not_run(t, describe_task_error(e))
-            with contextlib.suppress(Exception):
-                ray.get(self.caps.release_holder.remote(holder), timeout=ACQUIRE_RPC_GRACE_S)
+                res = not_run(t, describe_task_error(e))
+            free(holder)
             results[t.index] = res
-            nonlocal stop
-            if on_result is not None and on_result(t, res):
-                stop = True
+            on_event(ResultEvent(t.index, res))
+            if res.status == "failed" and opts.fail_fast and failed_fast is None:
+                failed_fast = t.display
 
+        old_term = _sigterm_as_interrupt()
         try:
             while queue or running:
-                while queue and not stop and len(running) < limit:
+                while queue and failed_fast is None and len(running) < limit:
                     submit(queue.pop(0))
                 if not running:
                     break
                 ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_S)
-                self._drain(emit)
+                self._drain(on_event)
                 for ref in sorted(ready, key=lambda r: running[r][0].index):
                     finish(ref)
+            for t in queue:  # --fail-fast: never submitted
+                results[t.index] = not_run(t, f"not run: --fail-fast stopped the batch after "
+                                              f"{failed_fast} failed", status="skipped",
+                                           reason="not run (--fail-fast)")
+                on_event(ResultEvent(t.index, results[t.index]))
         except KeyboardInterrupt:
-            interrupted = True
+            out.interrupted = True
             for ref in list(running):
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
-            deadline = time.monotonic() + 10
-            for ref in list(running):  # keep what finished just before; drop the rest
-                t, holder = running[ref]
-                with contextlib.suppress(Exception):
-                    done, _ = ray.wait([ref], timeout=max(0.0, deadline - time.monotonic()))
+            for ref, (t, holder, ran_at) in list(running.items()):
+                with contextlib.suppress(Exception):  # finished just before: keep it
+                    done, _ = ray.wait([ref], timeout=2)
                     if done:
-                        res = ray.get(ref)
-                        res["project"] = t.project
-                        results[t.index] = res
-                with contextlib.suppress(Exception):
-                    ray.get(self.caps.release_holder.remote(holder), timeout=5)
-                running.pop(ref, None)
+                        results[t.index] = _local_paths(ray.get(ref), t, ran_at)
+                        on_event(ResultEvent(t.index, results[t.index]))
+                free(holder)
         finally:
-            with contextlib.suppress(OSError):
-                probe.unlink()
-        return results, interrupted
+            _restore_sigterm(old_term)
+        for t in tasks:
+            if t.index not in results:
+                results[t.index] = not_run(t, INTERRUPTED)
+                on_event(ResultEvent(t.index, results[t.index]))
+        return out
 
 
-__all__ = ["Caps", "CapsLost", "Gate", "GatedBackend", "RayEngine", "TaskContext", "connect",
+__all__ = ["Caps", "CapsLost", "Gate", "GatedBackend", "RayRunner", "RemoteStageEvent",
+           "TaskContext", "connect",
            "describe_task_error", "import_ray", "make_probe", "retry_safe", "run_script",
            "slot", "RAY_VERSION"]
