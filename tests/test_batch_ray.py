@@ -335,21 +335,35 @@ def test_local_and_ray_give_the_same_projects_and_reports(ray_local, tmp_path):
 
 @needs_ray
 @pytest.mark.slow
-def test_the_llm_cap_holds_across_ray_tasks_at_the_server(ray_local, cli, tmp_path):
+def test_the_llm_cap_holds_across_ray_tasks_at_the_server(ray_local, tmp_path):
+    """The CLI as on a cluster: another process connects with --ray-address (no --jobs: as
+    many scripts at once as the cluster has CPUs, 2)."""
+    import subprocess
+
     from tests.fake_llm import FakeLLM
 
     ins = tmp_path / "in"
     for n in ("a", "b", "c"):
         script(ins / f"{n}.fountain", n)
+    address = ray_local.get_runtime_context().gcs_address
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(REPO),
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": "sk-test-not-real"}
+    env.pop("STAGE5_MODEL", None)
+    # the instance listens on 127.0.0.1 only; a client on this machine must stay there too
+    # (Ray would otherwise dial the machine's network address)
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     with FakeLLM(delay=0.3) as llm:
-        r = cli("batch", ins, "--style", "film-noir", "--out", tmp_path / "out", "--model",
-                "openai/fake", "--api-base", llm.api_base, "--jobs", "2", "--llm-concurrency",
-                "2", "--engine", "ray", "--report", tmp_path / "r.json",
-                env={"CI": "true", "OPENAI_API_KEY": "sk-test-not-real"})
-        assert r.exit_code == 0, r.output
+        r = subprocess.run([sys.executable, "-m", "stage5cli", "batch", str(ins), "--style",
+                            "film-noir", "--out", str(tmp_path / "out"), "--model", "openai/fake",
+                            "--api-base", llm.api_base, "--llm-concurrency", "2", "--engine",
+                            "ray", "--ray-address", address, "--report", str(tmp_path / "r.json")],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
         spans = sorted((q.started, q.finished) for q in llm.requests)
+    assert "to run on 2 worker(s)" in r.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["options"]["engine"] == "ray" and rep["totals"]["ok"] == 3
+    assert rep["options"]["jobs"] == 2
     assert len(spans) == sum(x["requests"] for x in rep["scripts"]) >= 6
     # each task alone may have 2 requests in flight; two tasks at once would make 4
     peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
