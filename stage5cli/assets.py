@@ -15,6 +15,8 @@ from .styles import suggest
 MAX_NAME = 120
 MAX_DESCRIPTION = 4000
 CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
+# metadata keys of the breakdown (breakdown/categories.py); `edit --category` owns all three
+BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 
 
 class AssetView(BaseModel):
@@ -38,6 +40,8 @@ class AssetView(BaseModel):
     user_fields: list[str]
     extractor: str | None
     model: str | None
+    category: str = "props"
+    category_info: dict = {}
 
 
 def _norm(name: str) -> str:
@@ -58,7 +62,14 @@ def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
         locked=bool(row["locked"]), origin=row["origin"], stale=bool(row["stale"]),
         user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
         model=meta.get("model"),
+        category=_category(meta, row["asset_type"]), category_info=meta.get("category_info") or {},
     )
+
+
+def _category(meta: dict[str, Any], asset_type: str) -> str:
+    from .breakdown.categories import default_category, normalize_category
+
+    return normalize_category(meta.get("category")) or default_category(asset_type)
 
 
 def rows(project: Project, *, asset_type: str | None = None) -> list[dict[str, Any]]:
@@ -207,6 +218,7 @@ def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[
         "extractor": extractor,
         "model": model,
         "user_fields": [],
+        **{k: asset.extra[k] for k in BREAKDOWN_KEYS if k in asset.extra},
     }
 
 
@@ -266,6 +278,8 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 hit = next((retyped[k] for k in keys if k in retyped), None)
             if hit is None:
                 new.append(a)
+            elif hit["origin"] == "script-tags" and a.extra.get("origin") != "script-tags":
+                continue  # the script's own tags are never overridden by extraction
             else:
                 matched.setdefault(hit["id"], []).append(a)
         touched: list[int] = []
@@ -285,7 +299,7 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
         for a in new:
             aid = insert_asset(
                 project, name=a.name, asset_type=a.type, description=a.description,
-                metadata=_metadata(a, extractor, model),
+                metadata=_metadata(a, extractor, model), origin=a.extra.get("origin", "extracted"),
                 mentions=[m.model_dump() for m in a.mentions],
             )
             touched.append(aid)
@@ -331,6 +345,10 @@ def _update_from_extraction(project: Project, row: dict, found: list[ExtractedAs
             new_meta[key] = fresh[key]
     if "is_priority" not in user:
         new_meta["is_priority"] = fresh["is_priority"]
+    if "category" not in user:
+        for key in BREAKDOWN_KEYS:
+            if key in fresh:
+                new_meta[key] = fresh[key]
     description = row["description"]
     if "description" not in user and best.description:
         description = best.description

@@ -395,3 +395,4 @@ from . import cli_images  # noqa: E402,F401,I001
 from . import cli_lock  # noqa: E402,F401,I001
 from . import cli_library  # noqa: E402,F401,I001
 from . import cli_batch  # noqa: E402,F401,I001
+from . import cli_breakdown  # noqa: E402,F401,I001

@@ -122,8 +122,13 @@ def run(project: Project, script: Path, opts: ExtractOptions,
             progress("extract", 1, 1)
         stats = {"requests": 0, "cache_hits": 0, "input_tokens": 0, "output_tokens": 0,
                  "cost_usd": 0.0}
+    from .breakdown.categories import finish_extraction
+
+    extracted = finish_extraction(extracted, sp)  # the script's own tags, then categories
     report = save_extraction(project, extracted, extractor=opts.extractor, model=opts.model,
                              script_path=str(script), script_sha256=sp.source.sha256)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}
+    if sp.tag_warnings:  # the script's own tags that could not be read (screenplay/fdx_tags.py)
+        stats["tag_warnings"] = list(sp.tag_warnings)
     return ExtractOutcome(report=report, extractor=opts.extractor, model=opts.model,
                           counts=counts, failures=failures, stats=stats)
