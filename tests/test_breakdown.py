@@ -14,7 +14,13 @@ import defusedxml.ElementTree as DET
 import pytest
 
 from stage5cli.breakdown import categories as cats
-from stage5cli.breakdown.pages import LINES_PER_PAGE, eighths, format_eighths, page_count, scene_lengths
+from stage5cli.breakdown.pages import (
+    LINES_PER_PAGE,
+    eighths,
+    format_eighths,
+    page_count,
+    scene_lengths,
+)
 from stage5cli.breakdown.sheet import CSV_HEADER, colours
 from stage5cli.errors import UsageError
 from stage5cli.models import ExtractedAsset, Mention
