@@ -441,7 +441,8 @@ def test_edit_and_review_category(lamp, cli):
 @needs_shared
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["brick_and_steel", "the_last_birthday_card", "printing_trouble",
-                                  "big_fish"])
+                                  "big_fish", "ascent_to_guru_peak", "cyber_bob_ep1",
+                                  "the_library_freak_out"])
 def test_breakdown_and_exports_on_corpus(cli, tmp_path, name):
     src = CORPUS / f"{name}.fountain"
     root = tmp_path / "p"
