@@ -24,7 +24,8 @@ from .project import Project
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "export.schema.json"
-FORMATS = ("json", "yaml", "html")
+FORMATS = ("json", "yaml", "html", "breakdown-csv", "breakdown-html", "fdx")
+BREAKDOWN_FORMATS = ("breakdown-csv", "breakdown-html", "fdx")  # breakdown/sheet.py
 SHEET_MARK = '<meta name="generator" content="stage5 contact sheet">'
 
 
@@ -142,6 +143,16 @@ def export(project: Project, fmt: str, out: Path | None, *, draft: bool = False)
         raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "html" and out is None:
         raise UsageError("export --format html writes a folder: pass --out DIR")
+    if fmt in BREAKDOWN_FORMATS:
+        if fmt == "fdx":
+            from .breakdown.fdx_export import export_fdx
+
+            text = export_fdx(project, draft=draft)
+        else:
+            from .breakdown.sheet import export as export_breakdown
+
+            text = export_breakdown(project, fmt, draft=draft)
+        return text, (None if out is None else write_text(Path(out), text))
     doc = build_document(project, draft=draft)
     if fmt == "html":
         return "", write_contact_sheet(doc, Path(out))  # type: ignore[arg-type]

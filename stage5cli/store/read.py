@@ -34,6 +34,8 @@ class AssetView(BaseModel):
     user_fields: list[str]
     extractor: str | None
     model: str | None
+    category: str = "props"
+    category_info: dict = {}
 
 
 class MentionView(BaseModel):
@@ -59,6 +61,7 @@ def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
         locked=bool(row["locked"]), origin=row["origin"], stale=bool(row["stale"]),
         user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
         model=meta.get("model"),
+        category=_category(meta, row["asset_type"]), category_info=meta.get("category_info") or {},
     )
 
 
@@ -67,6 +70,12 @@ def type_error(asset_type: str) -> UsageError:
 
 
 # ---- rows ----------------------------------------------------------------------------------
+
+
+def _category(meta: dict[str, Any], asset_type: str) -> str:
+    from stage5cli.breakdown.categories import default_category, normalize_category
+
+    return normalize_category(meta.get("category")) or default_category(asset_type)
 
 
 def rows(project: Project, *, asset_type: str | None = None) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ import typer
 from stage5cli.cli.app import JsonOpt, app, print_json
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .batch.runner import BatchEvent
+    from stage5cli.batch import BatchResult
+    from stage5cli.batch.runner import BatchEvent
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "cyan", "queued": "dim",
                 "running": "yellow"}

@@ -169,6 +169,7 @@ def edit(
     add_alias: Annotated[list[str] | None, typer.Option("--add-alias", help="Add an alias (repeatable).")] = None,
     remove_alias: Annotated[list[str] | None, typer.Option("--remove-alias", help="Remove an alias (repeatable).")] = None,
     priority: Annotated[bool | None, typer.Option("--priority/--no-priority", help="Mark as a priority asset, or not.")] = None,
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Breakdown category: cast, background, props, wardrobe, vehicles, sets, ... (stage5 breakdown).")] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Edit an asset's fields; with no field flags, opens $EDITOR on a YAML view of it.
@@ -179,7 +180,16 @@ def edit(
 
     p = open_project_opt(project)
     flags = (name, description, type_, add_alias, remove_alias, priority)
-    if all(f is None or f == [] for f in flags):
+    if category is not None:  # breakdown/edit.py: its own history entry, after the others
+        from stage5cli.breakdown.edit import set_category
+
+        view, changed = (curation.edit(p, asset, name=name, description=description,
+                                       asset_type=type_, add_aliases=add_alias or [],
+                                       remove_aliases=remove_alias or [], is_priority=priority)
+                         if any(f is not None and f != [] for f in flags) else (None, []))
+        view, cat_changed = set_category(p, str(view.id) if view else asset, category)
+        changed = [*changed, *(["category"] if cat_changed else [])]
+    elif all(f is None or f == [] for f in flags):
         view, changed = _edit_in_editor(p, asset)
     else:
         view, changed = curation.edit(p, asset, name=name, description=description,

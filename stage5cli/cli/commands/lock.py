@@ -68,7 +68,7 @@ def lock_all_cmd(
 
 @app.command("export", rich_help_panel="Lock and export")
 def export_cmd(
-    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml or html (contact sheet).")] = "json",
+    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml, html (contact sheet), breakdown-csv, breakdown-html or fdx.")] = "json",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (json/yaml; default stdout) or folder (html).")] = None,
     draft: Annotated[bool, typer.Option("--draft", help="Export even though stage 5 is not locked (marked draft).")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the export and exit.")] = False,
