@@ -179,10 +179,8 @@ def status(
         render_status(console(), data)
     if check and data["status"] != "locked":
         if not json_:
-            reasons = "; ".join(
-                (f"{b['asset']}: " if b["asset"] else "") + f"needs {b['missing']}"
-                for b in data["blockers"][:10]
-            ) or "run stage5 lock-all"
+            reasons = "; ".join(f"{b['message']}: {b['fix']}" for b in data["blockers"][:3]
+                                ) or "run stage5 lock-all"
             sys.stderr.write(f"error: stage 5 is not locked: {reasons}\n")
         raise typer.Exit(3)
 
