@@ -219,7 +219,7 @@ def assess(project: Project, *, allow_placeholder: bool = False, strict: bool = 
         add(block, "no-style", [], "no visual style is locked",
             "stage5 style list, then stage5 style lock ID")
     if not states:
-        add(block, "no-assets", [], "the branch has no assets",
+        add(block, "no-assets", [], "the branch has no assets (stage 5 needs at least one asset)",
             "stage5 extract SCRIPT, or stage5 add NAME --type TYPE")
     if m := names(lambda a: a.image_state == "missing"):
         add(block, "missing", m, _n(len(m), "asset has no image", "assets have no image"),
