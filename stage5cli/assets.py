@@ -38,6 +38,9 @@ class AssetView(BaseModel):
     user_fields: list[str]
     extractor: str | None
     model: str | None
+    # from readiness.assess: ok | missing | failed | off-style | stale | placeholder
+    image_state: str | None = None
+    image_backend: str | None = None  # what made the image key (placeholder, diffusers, api)
 
 
 def _norm(name: str) -> str:
@@ -46,8 +49,16 @@ def _norm(name: str) -> str:
     return norm_name(name)
 
 
-def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
+def view(row: dict[str, Any], scenes: list[int], *, project: Project | None = None,
+         state: Any = None) -> AssetView:
+    """One asset as printed; its image state comes from `state` (a readiness.AssetReadiness)
+    or, given the project, is assessed for this row alone."""
     meta = loads(row["metadata"], {})
+    if state is None and project is not None:
+        from .readiness import asset_state, failed_last
+
+        state = asset_state(project, row, style=project.locked_style(),
+                            last_job_failed=row["id"] in failed_last(project))
     return AssetView(
         id=row["id"], name=row["name"], type=row["asset_type"],
         aliases=meta.get("aliases", []), description=row["description"] or "",
@@ -58,6 +69,8 @@ def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
         locked=bool(row["locked"]), origin=row["origin"], stale=bool(row["stale"]),
         user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
         model=meta.get("model"),
+        image_state=None if state is None else state.image_state,
+        image_backend=None if state is None else state.image_backend,
     )
 
 
@@ -84,8 +97,12 @@ def list_views(project: Project, *, asset_type: str | None = None,
                conflicts_only: bool = False) -> list[AssetView]:
     if asset_type and asset_type not in ASSET_TYPES:
         raise UsageError(f"unknown type {asset_type!r}: use one of {', '.join(ASSET_TYPES)}")
+    from .readiness import assess
+
     scenes = scenes_by_asset(project)
-    out = [view(r, scenes.get(r["id"], [])) for r in rows(project, asset_type=asset_type)]
+    states = assess(project).by_id()
+    out = [view(r, scenes.get(r["id"], []), state=states.get(r["id"]))
+           for r in rows(project, asset_type=asset_type)]
     return [v for v in out if v.has_conflicts] if conflicts_only else out
 
 

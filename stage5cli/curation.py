@@ -54,6 +54,7 @@ class JobView(BaseModel):
     error: str | None
     created_at: str
     finished_at: str | None
+    prompt: dict[str, Any] | None = None  # what was sent: tokens, limit, encoder, dropped
 
 
 class AssetDetail(store.AssetView):
@@ -164,7 +165,7 @@ def show(project: Project, ref: str) -> AssetDetail:
     mentions = mentions_of(project, row["id"])
     jobs = project.db.query(
         "SELECT * FROM image_generation_jobs WHERE asset_id = ? ORDER BY id", [row["id"]])
-    base = store.view(row, sorted({m["scene_number"] for m in mentions}))
+    base = store.view(row, sorted({m["scene_number"] for m in mentions}), project=project)
     return AssetDetail(
         **base.model_dump(),
         image_exists=_exists(project, row["image_key_url"]),
@@ -174,7 +175,8 @@ def show(project: Project, ref: str) -> AssetDetail:
         jobs=[JobView(id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
                       width=j["width"], height=j["height"], seed=j["seed"],
                       image_path=j["image_path"], image_exists=_exists(project, j["image_path"]),
-                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"])
+                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"],
+                      prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
               for j in jobs],
         created_at=row["created_at"], updated_at=row["updated_at"],
     )
