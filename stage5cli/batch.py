@@ -60,6 +60,8 @@ class BatchOptions:
     image_model: str | None = None
     image_api_base: str | None = None
     lock: bool = False
+    strict: bool = False  # lock-all --strict: unresolved conflicts fail the script
+    allow_placeholder: bool = False  # lock-all --allow-placeholder
     exports: tuple[str, ...] = ()
     jobs: int | None = None  # worker processes (None: the CPUs this process may use)
     llm_concurrency: int = DEFAULT_LLM_CONCURRENCY
@@ -227,6 +229,7 @@ def options_hash(opts: BatchOptions, style: Style) -> str:
             "image_model": opts.image_model if opts.generate else None,
             "lock": opts.lock, "exports": sorted(set(opts.exports)),
             "style": style.id, "style_sha256": style.sha256}
+    data.update({k: True for k in ("strict", "allow_placeholder") if opts.lock and getattr(opts, k)})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -408,7 +411,10 @@ def process(task: Task, *, gate: Any = None,
                                   f"{first['asset']}: {first['error']}")
         if opts.lock:
             say("lock")
-            lock_all(project)
+            # a batch run is unattended: --lock is the consent to lock with conflicts, unless
+            # --strict makes them fail the script
+            lock_all(project, strict=opts.strict, allow_placeholder=opts.allow_placeholder,
+                     accept_conflicts=not opts.strict)
         _fill_counts(res, project)
         locked = res["stage"] == "locked"
         for fmt in opts.exports:
@@ -716,6 +722,7 @@ def build_report(results: list[dict[str, Any]], opts: BatchOptions, style: Style
         "options": {"style": style.id, "style_file": style.file, "model": opts.model,
                     "extractor": "llm" if opts.model else "builtin", "generate": opts.generate,
                     "backend": opts.backend if opts.generate else None, "lock": opts.lock,
+                    "strict": opts.strict, "allow_placeholder": opts.allow_placeholder,
                     "exports": list(opts.exports), "jobs": jobs,
                     "llm_concurrency": opts.llm_concurrency, "force": opts.force,
                     "fail_fast": opts.fail_fast},

@@ -19,6 +19,29 @@ def demo_script() -> Path:
     return Path(str(files("stage5cli.examples") / "scripts" / DEMO_SCRIPT))
 
 
+def _resolve_conflicts(project, say: Callable[[str], None]) -> list[str]:
+    """Step 4: settle every visual conflict with the offline rule (`stage5 conflicts NAME
+    --apply`) before the images are made; returns the names left unresolved."""
+    from .conflicts import apply_suggestion, list_conflicts
+    from .errors import UsageError as NoSuggestion
+
+    settled, left = [], []
+    for c in list_conflicts(project):
+        try:
+            s, _ = apply_suggestion(project, str(c.id))
+        except NoSuggestion:
+            left.append(c.name)
+            continue
+        settled.append(f"stage5 conflicts {c.name} --apply ({s.reasoning})")
+    if not settled and not left:
+        say("4. no visual conflicts to resolve")
+    for line in settled:
+        say(f"4. resolved a visual conflict: {line}")
+    if left:
+        say(f"4. left unresolved (no offline suggestion): {', '.join(left)}; locking anyway")
+    return left
+
+
 def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_STYLE) -> dict[str, Any]:
     from . import jobs
     from .extraction import ExtractOptions
@@ -40,12 +63,16 @@ def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_S
     c = outcome.counts
     say(f"3. extracted {c['character']} characters, {c['location']} locations, {c['prop']} props "
         f"from {script.name} (built-in extractor, offline)")
+    unresolved = _resolve_conflicts(project, say)
     sel = jobs.select(project, [], all_=True, missing=False, retry_failed=False)
     plan = jobs.build_requests(project, sel.rows, backend=get_backend("placeholder"), steps=None, seed=None)
     gen = jobs.run(project, plan)
-    say(f"4. generated {len(gen['done'])} placeholder image keys in {directory / 'images'}")
-    locked = lock_all(project)
-    say(f"5. lock-all: {len(locked['locked'])} assets locked, stage 5 {locked['stage']}")
+    say(f"5. generated {len(gen['done'])} placeholder image keys in {directory / 'images'}")
+    # placeholders are index cards, not real images: the gatekeeper accepts them only when told
+    locked = lock_all(project, allow_placeholder=True, accept_conflicts=bool(unresolved))
+    say(f"6. lock-all --allow-placeholder: {len(locked['locked'])} assets locked, stage 5 "
+        f"{locked['stage']} (the demo's images are placeholders; lock-all refuses them without "
+        "that flag)")
     result = {"project": str(directory), "assets": sum(c.values()), "images": len(gen["done"]),
               "stage": locked["stage"]}
     try:
@@ -56,6 +83,6 @@ def run_demo(directory: Path, say: Callable[[str], None], *, style: str = DEMO_S
     html_dir = directory / "contact-sheet"
     write_export(project, fmt="json", out=json_path)
     write_export(project, fmt="html", out=html_dir)
-    say(f"6. exported {json_path} and the contact sheet {html_dir / 'index.html'}")
+    say(f"7. exported {json_path} and the contact sheet {html_dir / 'index.html'}")
     result.update(export=str(json_path), contact_sheet=str(html_dir / "index.html"))
     return result

@@ -188,6 +188,11 @@ def import_style(project: Project, path: Path) -> StyleCapsule:
 
     project.require_draft("import a style")
     capsule = load_yaml_file(path)
+    from .images.budget import clip_budget
+    from .prompting import check_fits
+
+    # the strictest common window (CLIP, 77 tokens): a style that cannot fit it is refused
+    check_fits(capsule, clip_budget("a CLIP text encoder (SD 1.x/2.x, SDXL)"), label=str(path))
     if capsule.id in builtin_styles():
         raise UsageError(f"{path}: id: {capsule.id!r} is a built-in style; choose another id")
     with atomic(project.db):

@@ -205,7 +205,7 @@ def test_bad_scripts_fail_alone_and_the_report_says_why(cli, tmp_path):
     (ins / "empty.txt").write_text("")
     report, junit = tmp_path / "r" / "report.json", tmp_path / "r" / "junit.xml"
     r = run(cli, ins, "--style", "film-noir", "--out", tmp_path / "out", "--generate", "--lock",
-            "--export", "json,html", "--jobs", "2", "--report", report, "--junit", junit)
+            "--allow-placeholder", "--export", "json,html", "--jobs", "2", "--report", report, "--junit", junit)
     assert r.exit_code == 1, r.output
     assert r.stderr.strip().splitlines()[-1].startswith("error: 2 script(s) failed")
     rep = load_report(report)
