@@ -214,15 +214,31 @@ def compose(capsule: StyleCapsule, *, name: str, asset_type: str, description: s
     cut: str | None = None
     reserve = colours_all[:1]
     by_score = sorted(parts, key=lambda c: (-c.score, c.index))
+    cost = {c.index: (budget.count(c.text) or 0) - (2 if budget.unit == "tokens" else 0)
+            for c in parts}  # a clause's own size (word-local tokenizers: nearly additive)
+
+    def room(sub: list[str], chosen: list[Clause], colours: list[str]) -> int:
+        return budget.limit - (budget.count(text_of(sub, chosen, colours)) or 0)
+
+    def may_fit(c: Clause, left: int) -> bool:
+        return cost[c.index] <= left + 2  # cheap prefilter; the real count decides
+    left = 0
     for c in by_score:
         if not chosen:
             # the most visual clause always goes in: whole, or cut at a word boundary
             if fits(text_of(subject, [c], [])):
                 chosen = [c]
+                left = room(subject, chosen, reserve)
                 continue
             words = c.text.split()
-            while len(words) > 2 and not fits(text_of(subject, [Clause(c.index, " ".join(words), 0)], [])):
-                words.pop()
+            lo, hi = 2, len(words) - 1  # the longest prefix that fits (at least two words)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(text_of(subject, [Clause(c.index, " ".join(words[:mid]), 0)], [])):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            words = words[:max(lo, 2)]
             while len(words) > 2 and words[-1].lower() in _DANGLING:
                 words.pop()
             piece = Clause(c.index, " ".join(words), c.score)
@@ -232,14 +248,18 @@ def compose(capsule: StyleCapsule, *, name: str, asset_type: str, description: s
                 parts = [piece if x.index == c.index else x for x in parts]
             break  # nothing more fits after a cut clause
         # later clauses (visual ones only) leave room for one palette colour
-        elif c.score > 0 and fits(text_of(subject, chosen + [c], reserve)):
+        elif c.score > 0 and may_fit(c, left) and fits(text_of(subject, chosen + [c], reserve)):
             chosen = chosen + [c]
+            left = room(subject, chosen, reserve)
     for colour in colours_all:
         if fits(text_of(subject, chosen, colours + [colour])):
             colours.append(colour)
+    left = room(subject, chosen, colours)
     for c in by_score:
-        if c.score > 0 and c.index not in {x.index for x in chosen} and fits(text_of(subject, chosen + [c], colours)):
+        if (c.score > 0 and c.index not in {x.index for x in chosen} and may_fit(c, left)
+                and fits(text_of(subject, chosen + [c], colours))):
             chosen = chosen + [c]
+            left = room(subject, chosen, colours)
     result = done(subject, chosen, colours, cut, dropped_name)
     if cut is not None:
         result.dropped.insert(0, f"(cut) {cut}")
