@@ -151,7 +151,6 @@ def estimate(plan: Plan) -> dict[str, Any]:
         sizes[key] = sizes.get(key, 0) + 1
         c = plan.backend.estimate_cost(r)
         total = None if (c is None or total is None) else total + c
-    info = [r.prompt_info for r in plan.requests]
     return {"backend": plan.backend.backend_id, "model": plan.backend.model_name(),
             "images": len(plan.requests), "sizes": sizes, "estimated_cost_usd": total,
             "prompt_budget": prompt_summary(plan)}

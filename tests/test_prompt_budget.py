@@ -22,7 +22,6 @@ from stage5cli.images.budget import (
     api_budget,
     clip_budget,
     pipeline_budget,
-    unlimited,
 )
 from stage5cli.prompting import PromptTooLong, check_fits, compose
 from stage5cli.styles import StyleCapsule, builtin_styles
