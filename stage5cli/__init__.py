@@ -30,6 +30,8 @@ _API = {
     "AssetView": "assets", "ExtractedAsset": "models",
     # images, locking, export, library, batch
     "get_backend": "images", "lock_all": "locking", "set_locked": "locking",
+    "compose": "prompting", "ComposedPrompt": "prompting",
+    "assess": "readiness", "Readiness": "readiness", "AssetReadiness": "readiness",
     "write_export": "export", "build_document": "export", "promote": "library",
     "run_batch": "batch", "BatchOptions": "batch",
     # errors
