@@ -126,6 +126,14 @@ def _backend_from_png(project: Project, rel: str) -> str | None:
     return meta.get("backend") if isinstance(meta, dict) else None
 
 
+def _style_sha(project: Project, style_row_id: int | None) -> str | None:
+    if style_row_id is None:
+        return None
+    found = project.db.execute("SELECT sha256 FROM style_capsules WHERE id = ?",
+                               [style_row_id]).fetchone()
+    return found[0] if found else None
+
+
 def asset_state(project: Project, row: dict, *, style: tuple[dict, object] | None,
                 last_job_failed: bool) -> AssetReadiness:
     meta = loads(row["metadata"], {})
@@ -143,11 +151,12 @@ def asset_state(project: Project, row: dict, *, style: tuple[dict, object] | Non
             backend = _backend_from_png(project, rel)
         style_row = style[0] if style else None
         stored = row.get("image_source_sha256")
+        made_in = _style_sha(project, row["visual_style_capsule_id"])  # the image's own style
         if style_row is not None and row["visual_style_capsule_id"] != style_row["id"]:
             state, why = "off-style", "made in another style"
-        elif style_row is not None and stored and stored != source_sha256(
+        elif stored and made_in and stored != source_sha256(
                 name=row["name"], asset_type=row["asset_type"],
-                description=row["description"] or "", style_sha256=style_row["sha256"]):
+                description=row["description"] or "", style_sha256=made_in):
             state, why = "stale", "name, type or description changed since the image was made"
         elif backend == PLACEHOLDER:
             state, why = PLACEHOLDER, "an offline placeholder card, not a real image"
