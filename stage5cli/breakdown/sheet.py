@@ -109,10 +109,10 @@ def day_night(time_of_day: str | None, previous: str | None) -> str | None:
 
 def asset_rows(project: Project) -> list[dict[str, Any]]:
     """Every asset of the branch with its category, wearer and mentioned scenes."""
-    from stage5cli import store
+    from stage5cli import readiness
 
     out = []
-    for v in store.list_views(project):
+    for v in readiness.list_views(project):
         out.append({"id": v.id, "name": v.name, "type": v.type, "aliases": v.aliases,
                     "category": v.category, "wearer": v.category_info.get("wearer"),
                     "scenes": v.scenes, "stale": v.stale})

@@ -35,6 +35,9 @@ class AssetView(BaseModel):
     extractor: str | None
     model: str | None
     category: str = "props"
+    # from readiness.assess: ok | missing | failed | off-style | stale | placeholder
+    image_state: str | None = None
+    image_backend: str | None = None  # what made the image key (placeholder, diffusers, api)
     category_info: dict = {}
 
 
@@ -49,7 +52,9 @@ def meta_of(row: dict[str, Any]) -> dict[str, Any]:
     return dict(loads(row["metadata"], {}) or {})
 
 
-def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
+def view(row: dict[str, Any], scenes: list[int], *, state: Any = None) -> AssetView:
+    """One asset as printed; its image state comes from `state` (a readiness.AssetReadiness:
+    readiness.view and readiness.list_views assess it)."""
     meta = meta_of(row)
     return AssetView(
         id=row["id"], name=row["name"], type=row["asset_type"],
@@ -62,6 +67,8 @@ def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
         user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
         model=meta.get("model"),
         category=_category(meta, row["asset_type"]), category_info=meta.get("category_info") or {},
+        image_state=None if state is None else state.image_state,
+        image_backend=None if state is None else state.image_backend,
     )
 
 
@@ -149,11 +156,16 @@ def asset_view(project: Project, asset_id: int) -> AssetView:
 
 
 def list_views(project: Project, *, asset_type: str | None = None,
-               conflicts_only: bool = False) -> list[AssetView]:
+               conflicts_only: bool = False, states: dict[int, Any] | None = None
+               ) -> list[AssetView]:
+    """The assets as printed; `states` (asset id -> readiness.AssetReadiness) fills in their
+    image state (readiness.list_views passes them)."""
     if asset_type and asset_type not in ASSET_TYPES:
         raise type_error(asset_type)
     scenes = scenes_by_asset(project)
-    out = [view(r, scenes.get(r["id"], [])) for r in rows(project, asset_type=asset_type)]
+    states = states or {}
+    out = [view(r, scenes.get(r["id"], []), state=states.get(r["id"]))
+           for r in rows(project, asset_type=asset_type)]
     return [v for v in out if v.has_conflicts] if conflicts_only else out
 
 

@@ -63,7 +63,13 @@ def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) ->
     if d.metadata.get("merged_from"):
         con.print(f"[bold]merged from[/] {_e(', '.join(d.metadata['merged_from']))}")
     image = d.image_key_url or "-"
-    con.print(f"[bold]image[/] {_e(image)}{'' if d.image_exists or not d.image_key_url else ' [red](file missing)[/]'}")
+    con.print(f"[bold]image[/] {_e(image)}{'' if d.image_exists or not d.image_key_url else ' [red](file missing)[/]'}"
+              f"   [bold]state[/] {_e(d.image_state or '-')}"
+              f"{' (' + _e(d.image_backend) + ')' if d.image_backend else ''}")
+    sent = next((j.prompt for j in reversed(d.jobs) if j.prompt and j.image_path == d.image_key_url), None)
+    if sent and sent.get("limit"):
+        con.print(f"[bold]prompt[/] {sent.get('count')}/{sent['limit']} {_e(sent.get('unit'))} "
+                  f"({_e(sent.get('encoder'))}); left out: {_e('; '.join(sent.get('dropped') or []) or 'nothing')}")
     t = Table(title=f"Mentions ({len(d.mentions)} in scenes {_e(', '.join(map(str, d.scenes)) or '-')})")
     for col in ("scene", "text", "context"):
         t.add_column(col, overflow="fold")

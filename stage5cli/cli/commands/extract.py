@@ -143,6 +143,12 @@ def _run_with_progress(p, script, opts, *, quiet: bool):
         return run(p, script, opts, progress=progress)
 
 
+def _image_cell(state: str | None) -> str:
+    """The review table's image column, from readiness.assess."""
+    return {"ok": "✓", "placeholder": "[yellow]placeholder[/]", "stale": "[red]stale[/]",
+            "off-style": "[red]other style[/]", "failed": "[red]failed[/]"}.get(state or "", "")
+
+
 @app.command(rich_help_panel="Script and assets")
 def review(
     type_: Annotated[str | None, typer.Option("--type", "-t", help="character, prop or location.")] = None,
@@ -152,7 +158,7 @@ def review(
     json_: JsonOpt = False,
 ) -> None:
     """List the assets: name, type, category, aliases, scenes, confidence, priority, conflict, image, locked."""
-    from stage5cli.store import list_views
+    from stage5cli.readiness import list_views
 
     views = list_views(open_project_opt(project), asset_type=type_, conflicts_only=conflicts)
     if category is not None:
@@ -174,5 +180,5 @@ def review(
                   ", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else ""), scenes,
                   "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
                   "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
-                  "✓" if v.image_key_url else "", "🔒" if v.locked else "")
+                  _image_cell(v.image_state), "🔒" if v.locked else "")
     console().print(t)
