@@ -90,7 +90,7 @@ def offline(tmp: Path) -> None:
     cpus = default_jobs()
     print(f"Offline batch: {len(inputs)} scripts, built-in extractor, placeholder images, "
           f"lock-all, JSON export ({cpus} CPUs available)")
-    common = {"generate": True, "lock": True, "exports": ("json",)}
+    common = {"generate": True, "lock": True, "allow_placeholder": True, "exports": ("json",)}
     timed([str(inputs[0])], tmp / "warm", jobs=1, **common)  # warm the caches: not counted
     t1, r1 = timed([str(tmp / "scripts")], tmp / "out-j1", jobs=1, **common)
     _check(r1, "--jobs 1")

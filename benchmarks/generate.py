@@ -3,10 +3,13 @@
 1. diffusers: N images with the tiny random-weight pipeline of the tests, loaded ONCE and reused
    (what the backend does) versus a fresh load for every image (what a naive loop does);
    prints the ratio (target >= 3x).
-2. placeholder: images per second at the real table sizes, PNG files written.
+2. diffusers batching: N same-size images in pipeline calls of --batch-size (a list of prompts,
+   one torch.Generator per image) versus one image per call, on the same loaded pipeline;
+   prints the ratio (on a CPU batching gains little; on a GPU it is the point).
+3. placeholder: images per second at the real table sizes, PNG files written.
 
     python benchmarks/generate.py [--n 6] [--size 64x64] [--steps 2] [--threads 1]
-                                  [--placeholder 60]
+                                  [--batch-size 4] [--device cpu] [--placeholder 60]
 
 Runs offline (no downloads); exits 0.
 """
@@ -103,6 +106,42 @@ def bench_diffusers(n: int, width: int, height: int, steps: int, threads: int) -
     return ratio
 
 
+def bench_batching(n: int, width: int, height: int, steps: int, threads: int, batch: int,
+                   device: str | None) -> float | None:
+    try:
+        import diffusers  # noqa: F401
+        import torch
+    except ImportError:
+        print("diffusers batching: skipped (pip install 'stage5[diffusers]')")
+        return None
+    if threads > 0:
+        torch.set_num_threads(threads)
+    from tests.tiny_pipeline import save_tiny_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = str(save_tiny_pipeline(Path(tmp) / "tiny-sd"))
+        reqs = [request(i, "prop", width, height, steps) for i in range(n)]
+        timings = {}
+        results = {}
+        for size in (1, batch):
+            backend = get_backend("diffusers", model=model, batch_size=size, device=device)
+            backend.ensure_ready()
+            list(backend.generate(reqs[:size]))  # first-call kernels: not timed
+            t0 = time.perf_counter()
+            results[size] = list(backend.generate(reqs))
+            timings[size] = time.perf_counter() - t0
+            where = backend.device
+            backend.close()
+    assert all(r.ok for rs in results.values() for r in rs)
+    ratio = timings[1] / timings[batch]
+    print(f"diffusers batching: {n} images {width}x{height}, {steps} steps, device {where}")
+    print(f"  one image per call:          {timings[1]:7.2f} s  ({n / timings[1]:.2f} images/s)")
+    print(f"  --batch-size {batch} ({-(-n // batch)} calls): {timings[batch]:7.2f} s  "
+          f"({n / timings[batch]:.2f} images/s)")
+    print(f"diffusers batch-size {batch} vs one image per call: {ratio:.2f}x")
+    return ratio
+
+
 def bench_placeholder(count: int) -> float:
     backend = get_backend("placeholder")
     types = list(SIZES)
@@ -131,12 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="64x64", help="diffusers image size (default 64x64)")
     parser.add_argument("--steps", type=int, default=2, help="diffusers steps (default 2)")
     parser.add_argument("--placeholder", type=int, default=60, help="placeholder images")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per call (default 4)")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     bench_diffusers(args.n, width, height, args.steps, args.threads)
+    bench_batching(max(args.n, args.batch_size * 2), width, height, args.steps, args.threads,
+                   args.batch_size, args.device)
     bench_placeholder(args.placeholder)
     return 0
 

@@ -20,17 +20,19 @@ __version__ = "0.1.0"
 _API = {
     # project folder, styles, branches
     "init_project": "project", "open_project": "project", "lock_style": "project",
-    "create_branch": "project", "switch_branch": "project", "status": "project",
+    "create_branch": "project", "switch_branch": "project", "status": "readiness",
     "StyleCapsule": "styles", "builtin_styles": "styles", "compose_prompt": "styles",
     # scripts
     "load_screenplay": ("screenplay", "load"), "Screenplay": "screenplay",
     # extraction and assets
     "LLMOptions": "extract.base", "ExtractOptions": ("extract.base", "LLMOptions"),  # old name
     "run_extraction": ("extract.service", "run"), "resolve_extractor": ("extract.registry", "resolve"),
-    "list_assets": ("store", "list_views"), "resolve_asset": ("store", "resolve"),
+    "list_assets": ("readiness", "list_views"), "resolve_asset": ("store", "resolve"),
     "AssetView": "store", "ExtractedAsset": "models",
     # images, locking, export, library, batch
     "get_backend": "images", "lock_all": "locking", "set_locked": "locking",
+    "compose": "prompting", "ComposedPrompt": "prompting",
+    "assess": "readiness", "Readiness": "readiness", "AssetReadiness": "readiness",
     "write_export": "export", "build_document": "export", "promote": "library",
     "run_batch": "batch", "BatchOptions": "batch",
     # errors

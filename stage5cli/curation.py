@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import store
-from .db import atomic, now
+from . import readiness, store
+from .db import atomic, loads, now
 from .errors import Stage5Error, UsageError
 from .history import record
 from .models import ExtractedAsset
@@ -58,6 +58,7 @@ class JobView(BaseModel):
     error: str | None
     created_at: str
     finished_at: str | None
+    prompt: dict[str, Any] | None = None  # what was sent: tokens, limit, encoder, dropped
 
 
 class AssetDetail(store.AssetView):
@@ -96,7 +97,7 @@ def show(project: Project, ref: str) -> AssetDetail:
     row = store.resolve(project, ref)
     mentions = mentions_of(project, row["id"])
     jobs = store.jobs_of(project, row["id"])
-    base = store.view(row, sorted({m["scene_number"] for m in mentions}))
+    base = readiness.view(project, row, sorted({m["scene_number"] for m in mentions}))
     return AssetDetail(
         **base.model_dump(),
         image_exists=_exists(project, row["image_key_url"]),
@@ -106,7 +107,8 @@ def show(project: Project, ref: str) -> AssetDetail:
         jobs=[JobView(id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
                       width=j["width"], height=j["height"], seed=j["seed"],
                       image_path=j["image_path"], image_exists=_exists(project, j["image_path"]),
-                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"])
+                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"],
+                      prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
               for j in jobs],
         created_at=row["created_at"], updated_at=row["updated_at"],
     )

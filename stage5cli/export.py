@@ -24,7 +24,8 @@ from .project import Project
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "export.schema.json"
-FORMATS = ("json", "yaml", "html")
+FORMATS = ("json", "yaml", "html", "breakdown-csv", "breakdown-html", "fdx")
+BREAKDOWN_FORMATS = ("breakdown-csv", "breakdown-html", "fdx")  # breakdown/sheet.py
 SHEET_MARK = '<meta name="generator" content="stage5 contact sheet">'
 
 
@@ -61,7 +62,7 @@ def _image_info(project: Project, rel: str | None, name: str, *, strict: bool) -
 
 def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
     """The export document. Refused (exit 3) unless stage 5 is locked or `draft` is set."""
-    from . import store
+    from . import readiness, store
 
     st = project.stage()
     locked = st["status"] == "locked"
@@ -81,7 +82,7 @@ def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
     styles = {r["id"]: r["sha256"] for r in project.db.query("SELECT id, sha256 FROM style_capsules")}
     style_of = {r["id"]: r["visual_style_capsule_id"] for r in store.rows(project)}
     out_assets = []
-    for v in store.list_views(project):
+    for v in readiness.list_views(project):
         item = v.model_dump(mode="json")
         item["mentions"] = mentions.get(v.id, [])
         image = _image_info(project, v.image_key_url, v.name, strict=not draft)
@@ -142,6 +143,16 @@ def export(project: Project, fmt: str, out: Path | None, *, draft: bool = False)
         raise UsageError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "html" and out is None:
         raise UsageError("export --format html writes a folder: pass --out DIR")
+    if fmt in BREAKDOWN_FORMATS:
+        if fmt == "fdx":
+            from .breakdown.fdx_export import export_fdx
+
+            text = export_fdx(project, draft=draft)
+        else:
+            from .breakdown.sheet import export as export_breakdown
+
+            text = export_breakdown(project, fmt, draft=draft)
+        return text, (None if out is None else write_text(Path(out), text))
     doc = build_document(project, draft=draft)
     if fmt == "html":
         return "", write_contact_sheet(doc, Path(out))  # type: ignore[arg-type]
@@ -194,6 +205,13 @@ flex-direction:column}
 align-self:flex-start}
 .badge.locked{background:#1f7a3a;color:#fff}
 .badge.unlocked{background:#ddd;color:#333}
+.badge.placeholder{background:#7a4b00;color:#fff}
+.badge.stale,.badge.off-style{background:#b3261e;color:#fff}
+.badges{display:flex;gap:4px;flex-wrap:wrap;justify-content:flex-end}
+.card .pic{position:relative}
+.pic .mark{position:absolute;top:8px;left:8px;background:#7a4b00e6;color:#fff;font-weight:700;
+font-size:12px;padding:2px 8px;border-radius:4px;text-transform:uppercase;letter-spacing:.04em}
+.warn{background:#fff4e5;border-left:3px solid #e08a00;padding:6px 10px;margin:10px 0 0;font-size:13px}
 .kv{font-size:12px;color:#555;margin:2px 0}
 .desc{margin:6px 0}
 .conflict{background:#fff4e5;border-left:3px solid #e08a00;padding:4px 8px;font-size:12px;margin-top:6px}
@@ -211,6 +229,8 @@ def _ink(colour: str) -> str:
 
 
 TYPE_TITLES = {"character": "Characters", "location": "Locations", "prop": "Props"}
+# image states that get a badge on the card (readiness.assess decides them)
+IMAGE_BADGES = {"placeholder": "placeholder", "stale": "stale image", "off-style": "other style"}
 
 
 def _sheet_image_names(doc: dict[str, Any]) -> dict[str, str]:
@@ -235,11 +255,18 @@ def _card(a: dict[str, Any], names: dict[str, str]) -> str:
                f'width="{int(img["width"])}" height="{int(img["height"])}">')
     else:
         pic = '<span class="none">no image</span>'
+    state = a.get("image_state") or ""
     badge = ('<span class="badge locked">locked</span>' if a["locked"]
              else '<span class="badge unlocked">unlocked</span>')
-    parts = [f'<article class="card" data-asset-id="{int(a["id"])}">',
-             f'<div class="pic">{pic}</div><div class="body">',
-             f'<h3><span class="name">{_e(a["name"])}</span>{badge}</h3>',
+    mark = ""
+    if state in IMAGE_BADGES:  # a visible mark on the image and a badge by the name
+        badge = f'<span class="badge {_e(state)}">{_e(IMAGE_BADGES[state])}</span>' + badge
+        if img:
+            mark = f'<span class="mark">{_e(IMAGE_BADGES[state])}</span>'
+    parts = [f'<article class="card" data-asset-id="{int(a["id"])}" '
+             f'data-image-state="{_e(state or "none")}">',
+             f'<div class="pic">{pic}{mark}</div><div class="body">',
+             f'<h3><span class="name">{_e(a["name"])}</span><span class="badges">{badge}</span></h3>',
              f'<p class="kv">{_e(a["type"])}{" · priority" if a["is_priority"] else ""}'
              f'{" · from the library" if a["origin"] == "library" else ""}</p>']
     if a["aliases"]:
@@ -289,6 +316,13 @@ def render_html(doc: dict[str, Any], names: dict[str, str] | None = None) -> str
             + "</section>")
     else:
         out.append('<section class="style"><h2 style="margin-top:0">Style: none locked</h2></section>')
+    flagged = [a for a in doc["assets"] if a.get("image_state") in IMAGE_BADGES]
+    if flagged:
+        by: dict[str, int] = {}
+        for a in flagged:
+            by[IMAGE_BADGES[a["image_state"]]] = by.get(IMAGE_BADGES[a["image_state"]], 0) + 1
+        what = ", ".join(f"{n} {k}" for k, n in by.items())
+        out.append(f'<p class="warn">not final images: {_e(what)} (marked on the cards)</p>')
     out.append("</header><main>")
     groups: dict[str, list[dict]] = {}
     for a in doc["assets"]:

@@ -18,7 +18,8 @@ from . import store
 from .db import atomic, dumps, loads, now
 from .errors import Stage5Error, UsageError
 from .project import Project
-from .styles import StyleCapsule, compose_prompt
+from .provenance import recipe_sha256, source_sha256
+from .styles import StyleCapsule
 
 CONFIRM_COUNT = 10  # ask before more images than this on a non-placeholder backend
 CONFIRM_COST = 0.50  # ... or before spending more than this (USD)
@@ -59,12 +60,18 @@ def owner_alive(pid: int | None) -> bool:
 
 
 def select(project: Project, refs: list[str], *, all_: bool, missing: bool,
-           retry_failed: bool) -> Selection:
-    modes = sum([bool(refs), all_, missing, retry_failed])
+           retry_failed: bool, stale: bool = False) -> Selection:
+    """Which assets to generate. `missing`: every asset without a current image key in the
+    locked style (no image, a missing file, a failed job, an off-style or stale image: what
+    lock-all counts as missing); `stale`: only stale and off-style images; `retry_failed`:
+    assets whose last job failed (even if an older image is still their key). States come from
+    readiness.assess."""
+    modes = sum([bool(refs), all_, missing, retry_failed, stale])
     if modes == 0:
-        raise UsageError("name assets to generate, or use --all, --missing or --retry-failed")
+        raise UsageError("name assets to generate, or use --all, --missing, --stale or "
+                         "--retry-failed")
     if modes > 1:
-        raise UsageError("use only one of: asset names, --all, --missing, --retry-failed")
+        raise UsageError("use only one of: asset names, --all, --missing, --stale, --retry-failed")
     sel = Selection(rows=[])
     if refs:
         seen = set()
@@ -75,16 +82,16 @@ def select(project: Project, refs: list[str], *, all_: bool, missing: bool,
                 seen.add(row["id"])
                 sel.rows.append(row)
     else:
-        failed_ids = set()
-        if retry_failed:
-            failed_ids = {r["asset_id"] for r in project.db.query(
-                "SELECT j.asset_id, j.status FROM image_generation_jobs j WHERE j.id IN "
-                "(SELECT max(id) FROM image_generation_jobs GROUP BY asset_id)")
-                if r["status"] == "failed"}
+        from .readiness import assess, failed_last
+
+        states = assess(project).by_id()
+        failed_ids = failed_last(project) if retry_failed else set()
+        wanted = (None if all_ or retry_failed else {"stale", "off-style"} if stale
+                  else {"missing", "failed", "stale", "off-style"})
         for row in store.rows(project):
             if retry_failed and row["id"] not in failed_ids:
                 continue
-            if missing and row["image_key_url"] and (project.root / row["image_key_url"]).is_file():
+            if wanted is not None and states[row["id"]].image_state not in wanted:
                 continue
             if row["locked"]:
                 sel.skipped_locked.append(row["name"])
@@ -106,24 +113,33 @@ class Plan:
 
 def build_requests(project: Project, rows: list[dict], *, backend: Any, steps: int | None,
                    seed: int | None) -> Plan:
+    """One request per asset, its prompt composed to fit the backend's text budget (a style
+    whose own terms do not fit is refused here, before any job row: PromptTooLong, exit 2)."""
     from .images.base import ImageRequest, size_for
+    from .prompting import compose
 
     style_row, capsule = project.require_style()
+    budget = backend.text_budget() if rows else None
     reqs = []
     for row in rows:
         width, height = size_for(row["asset_type"])
-        prompt = compose_prompt(capsule, name=row["name"], asset_type=row["asset_type"],
-                                description=row["description"] or "")
+        composed = compose(capsule, name=row["name"], asset_type=row["asset_type"],
+                           description=row["description"] or "", budget=budget)
         reqs.append(ImageRequest(
             key=str(row["id"]), asset_id=row["id"], asset_name=row["name"],
-            asset_type=row["asset_type"], description=row["description"] or "", prompt=prompt,
+            asset_type=row["asset_type"], description=row["description"] or "",
+            prompt=composed.text,
             negative_prompt=capsule.negative_prompt, width=width, height=height,
             seed=capsule.defaults.seed if seed is None else seed,
             steps=capsule.defaults.steps if steps is None else steps,
             guidance=capsule.defaults.guidance, sampler=capsule.defaults.sampler,
             palette=list(capsule.palette), style_id=capsule.id, style_name=capsule.name,
-            style_sha256=style_row["sha256"],
+            style_sha256=style_row["sha256"], prompt_info=composed.record(),
         ))
+        # what the image is made from: the asset as it is now (for staleness)
+        reqs[-1].prompt_info["source_sha256"] = source_sha256(
+            name=row["name"], asset_type=row["asset_type"], description=row["description"] or "",
+            style_sha256=style_row["sha256"])
     return Plan(backend=backend, requests=reqs, style_row=style_row, capsule=capsule)
 
 
@@ -136,7 +152,21 @@ def estimate(plan: Plan) -> dict[str, Any]:
         c = plan.backend.estimate_cost(r)
         total = None if (c is None or total is None) else total + c
     return {"backend": plan.backend.backend_id, "model": plan.backend.model_name(),
-            "images": len(plan.requests), "sizes": sizes, "estimated_cost_usd": total}
+            "images": len(plan.requests), "sizes": sizes, "estimated_cost_usd": total,
+            "prompt_budget": prompt_summary(plan)}
+
+
+def prompt_summary(plan: Plan) -> dict[str, Any] | None:
+    """How the prompts of a plan fit: the encoder, its limit, the largest prompt, how many
+    prompts left something out."""
+    if not plan.requests:
+        return None
+    info = [r.prompt_info for r in plan.requests]
+    counts = [i.get("count") for i in info if i.get("count") is not None]
+    return {"encoder": info[0].get("encoder"), "unit": info[0].get("unit"),
+            "limit": info[0].get("limit"), "long_prompt": info[0].get("long_prompt"),
+            "largest": max(counts) if counts else None,
+            "with_dropped": sum(1 for i in info if i.get("dropped"))}
 
 
 def needs_confirmation(plan: Plan, est: dict[str, Any]) -> bool:
@@ -144,6 +174,14 @@ def needs_confirmation(plan: Plan, est: dict[str, Any]) -> bool:
         return False
     cost = est["estimated_cost_usd"]
     return est["images"] > CONFIRM_COUNT or (cost is not None and cost > CONFIRM_COST)
+
+
+def _prompt_meta(req: Any) -> dict[str, Any]:
+    """The prompt record of a request for the job row and the PNG: the exact text sent, its
+    size, the encoder's limit and what was left out (see prompting.ComposedPrompt.record)."""
+    info = {k: v for k, v in (req.prompt_info or {}).items() if k != "source_sha256"}
+    info["prompt_sent"] = req.prompt
+    return info
 
 
 def _file_name(req: Any, backend_id: str, model: str) -> str:
@@ -171,7 +209,8 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                 "negative_prompt": r.negative_prompt, "width": r.width, "height": r.height,
                 "seed": r.seed, "steps": r.steps, "guidance": r.guidance,
                 "style_capsule_id": plan.style_row["id"], "style_sha256": r.style_sha256,
-                "metadata": dumps({"sampler": r.sampler}), "pid": os.getpid(),
+                "metadata": dumps({"sampler": r.sampler, "prompt": _prompt_meta(r)}),
+                "pid": os.getpid(),
                 "created_at": now(),
             }).last_pk
         project.record_event(command, {
@@ -204,11 +243,15 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                 try:
                     fname = _file_name(req, backend.backend_id, model)
                     rel = f"images/{fname}"
+                    recipe = recipe_sha256(
+                        prompt=req.prompt, negative_prompt=req.negative_prompt,
+                        style_sha256=req.style_sha256, backend=backend.backend_id, model=model,
+                        width=req.width, height=req.height, seed=req.seed, steps=req.steps)
                     meta = {"asset_id": req.asset_id, "asset_name": req.asset_name,
                             "asset_type": req.asset_type, "style_id": req.style_id,
                             "style_sha256": req.style_sha256, "backend": backend.backend_id,
-                            "model": model,
-                            "project": project.uid}
+                            "model": model, "project": project.uid,
+                            "recipe_sha256": recipe, "prompt": _prompt_meta(req)}
                     sha = write_png(result.image, project.root / rel,
                                     parameters=a1111_parameters(req, model), stage5=meta)
                 except Stage5Error as e:
@@ -220,12 +263,17 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                             "UPDATE image_generation_jobs SET status = 'done', image_path = ?, "
                             "cost_usd = ?, metadata = ?, finished_at = ?, "
                             "started_at = coalesce(started_at, ?) WHERE id = ?",
-                            [rel, result.cost_usd, dumps({"sampler": req.sampler, **info}), now(),
+                            [rel, result.cost_usd, dumps({"sampler": req.sampler, **info,
+                                                          "prompt": _prompt_meta(req),
+                                                          "recipe_sha256": recipe}), now(),
                              now(), job_ids[req.key]])
                         project.db.execute(
                             "UPDATE project_assets SET image_key_url = ?, image_prompt = ?, "
-                            "visual_style_capsule_id = ?, updated_at = ? WHERE id = ?",
-                            [rel, req.prompt, plan.style_row["id"], now(), req.asset_id])
+                            "visual_style_capsule_id = ?, image_backend = ?, "
+                            "image_recipe_sha256 = ?, image_source_sha256 = ?, updated_at = ? "
+                            "WHERE id = ?",
+                            [rel, req.prompt, plan.style_row["id"], backend.backend_id, recipe,
+                             req.prompt_info.get("source_sha256"), now(), req.asset_id])
                     done.append(req.asset_name)
                     if result.cost_usd is None:
                         cost_total = None

@@ -6,8 +6,8 @@ from typing import Any
 
 from . import store
 from .db import atomic, now
-from .errors import BlockedError
-from .project import Project, blockers
+from .errors import BlockedError, UsageError
+from .project import Project
 
 
 def set_locked(project: Project, refs: list[str], locked: bool) -> list[str]:
@@ -37,29 +37,46 @@ def set_locked(project: Project, refs: list[str], locked: bool) -> list[str]:
     return [r["name"] for r in changed]
 
 
-def lock_all(project: Project, *, generated_only: bool = False, strict: bool = False) -> dict[str, Any]:
+def lock_all(project: Project, *, generated_only: bool = False, strict: bool = False,
+             allow_placeholder: bool = False, accept_conflicts: bool = False) -> dict[str, Any]:
     """The gatekeeper. Returns {locked: [...], stage: status, blockers, warnings}.
 
-    Without `generated_only`: if anything blocks, changes nothing and raises BlockedError with
-    the blockers attached; otherwise locks every asset and stage 5 in one transaction.
-    With `generated_only`: locks every asset that has an image; the stage is left as it is.
+    Ready means readiness.assess says nothing blocks: every asset has a current image key in
+    the locked style from a real backend (placeholders count only with `allow_placeholder`).
+    Unresolved conflicts block with `strict`; otherwise they must be accepted explicitly
+    (`accept_conflicts`, the CLI's --yes or its question), else UnconfirmedConflicts (exit 2)
+    and nothing changes. The assessment is made inside the transaction that locks.
+
+    With `generated_only`: locks every unlocked asset whose image key is current (placeholders
+    only with `allow_placeholder`); the stage is left as it is.
     """
+    from .readiness import assess
+
     if generated_only:
         project.require_draft("lock assets")
-        targets = [r for r in store.rows(project)
-                   if r["image_key_url"] and (project.root / r["image_key_url"]).is_file()
-                   and not r["locked"]]
-        names = set_locked(project, [str(r["id"]) for r in targets], True) if targets else []
-        return {"locked": names, "stage": project.stage()["status"], "blockers": [], "warnings": []}
+        r = assess(project, allow_placeholder=allow_placeholder)
+        ok = {"ok", "placeholder"} if allow_placeholder else {"ok"}
+        targets = [a for a in r.assets if a.image_state in ok and not a.locked]
+        skipped = [a.name for a in r.assets if a.image_state == "placeholder" and not a.locked
+                   and not allow_placeholder]
+        names = set_locked(project, [str(a.id) for a in targets], True) if targets else []
+        warnings = ([{"cause": "placeholder", "message": f"{len(skipped)} placeholder image "
+                      "key(s) not locked", "fix": "pass --allow-placeholder",
+                      "assets": skipped, "count": len(skipped)}] if skipped else [])
+        return {"locked": names, "stage": project.stage()["status"], "blockers": [],
+                "warnings": warnings}
     if project.stage()["status"] == "locked":
         return {"locked": [], "stage": "locked", "blockers": [], "warnings": [], "already": True}
-    block, warn = blockers(project, strict=strict)
-    if block:
-        err = GateBlocked(block, warn)
-        raise err
-    all_rows = store.rows(project)
-    ids = [r["id"] for r in all_rows]
     with atomic(project.db):
+        r = assess(project, strict=strict, allow_placeholder=allow_placeholder)
+        warn = [g.model_dump() for g in r.warnings]
+        if r.blockers:
+            raise GateBlocked([g.model_dump() for g in r.blockers], warn, r.summary())
+        conflicts = [g for g in r.warnings if g.cause == "conflicts"]
+        if conflicts and not accept_conflicts:
+            raise UnconfirmedConflicts(conflicts[0])
+        all_rows = store.rows(project)
+        ids = [row["id"] for row in all_rows]
         before = store.snapshot(project, ids)
         stage_before = project.stage()
         marks = ",".join("?" * len(ids))
@@ -70,18 +87,27 @@ def lock_all(project: Project, *, generated_only: bool = False, strict: bool = F
         project.record_event("lock-all", {
             "summary": {"assets": len(ids)}, "before": before, "touched": ids,
             "stage_before": stage_before})
-    return {"locked": [r["name"] for r in all_rows if not r["locked"]], "stage": "locked",
+    return {"locked": [row["name"] for row in all_rows if not row["locked"]], "stage": "locked",
             "blockers": [], "warnings": warn}
 
 
 class GateBlocked(BlockedError):
-    def __init__(self, blockers: list[dict], warnings: list[dict]):
-        n = len(blockers)
-        first = blockers[0]
-        what = (f"{first['asset']}: needs {first['missing']}" if first["asset"]
-                else f"needs {first['missing']}")
-        more = f" (and {n - 1} more)" if n > 1 else ""
-        super().__init__(f"stage 5 cannot be locked: {what}{more}; see the table above or "
-                         "stage5 status --json")
+    """Exit 3 with one line: the first cause and its fix (the groups are attached)."""
+
+    def __init__(self, blockers: list[dict], warnings: list[dict], summary: str | None = None):
+        if summary is None:
+            first = blockers[0]
+            summary = f"{first['message']}: {first['fix']}"
+        super().__init__(f"stage 5 cannot be locked: {summary}")
         self.blockers = blockers
         self.warnings = warnings
+
+
+class UnconfirmedConflicts(UsageError):
+    """Unresolved conflicts, and nobody said to lock anyway (exit 2)."""
+
+    def __init__(self, group: Any):
+        names = ", ".join(group.assets[:5]) + ("…" if len(group.assets) > 5 else "")
+        super().__init__(f"{group.message} ({names}): resolve first ({group.fix}), pass --yes "
+                         "to lock anyway, or --strict to refuse")
+        self.group = group

@@ -236,6 +236,36 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@PROJECT.migration
+def m002_image_provenance(db: sqlite_utils.Database) -> None:
+    """What made each asset's image key: its backend, a hash of the full recipe (prompt sent,
+    negative prompt, style sha256, backend, model, size, seed, steps) and a hash of the asset
+    inputs it was made from (name, type, description, style sha256), so a placeholder or a
+    stale image can be told from a current one. Existing keys take their backend and recipe
+    from the job that wrote them and are taken as current (their inputs are hashed as they are
+    now). Frozen: the hash recipes below must never change (images.provenance uses the same)."""
+    import hashlib
+    import json
+
+    def h(values: list) -> str:
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    for col in ("image_backend", "image_recipe_sha256", "image_source_sha256"):
+        db.execute(f"ALTER TABLE project_assets ADD COLUMN {col} TEXT")
+    rows = list(db.query(
+        "SELECT a.id, a.name, a.asset_type, a.description, a.image_key_url, "
+        "j.backend, j.model, j.prompt, j.negative_prompt, j.width, j.height, j.seed, j.steps, "
+        "j.style_sha256 FROM project_assets a JOIN image_generation_jobs j ON j.id = ("
+        "SELECT max(id) FROM image_generation_jobs WHERE asset_id = a.id AND status = 'done' "
+        "AND image_path = a.image_key_url) WHERE a.image_key_url IS NOT NULL"))
+    for r in rows:
+        recipe = h([r["prompt"], r["negative_prompt"] or "", r["style_sha256"], r["backend"],
+                    r["model"], r["width"], r["height"], r["seed"], r["steps"]])
+        source = h([r["name"], r["asset_type"], r["description"] or "", r["style_sha256"]])
+        db.execute("UPDATE project_assets SET image_backend = ?, image_recipe_sha256 = ?, "
+                   "image_source_sha256 = ? WHERE id = ?", [r["backend"], recipe, source, r["id"]])
+
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -26,6 +26,13 @@ class RawEntity(BaseModel):
     type: AssetType
     aliases: list[str] = Field(default_factory=list)
     mentions: list[RawMention] = Field(default_factory=list)
+    # optional breakdown category (breakdown/categories.py checks it; anything else is ignored)
+    category: str | None = None
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _any_category(cls, v: object) -> object:
+        return v if isinstance(v, str) else None
 
     @field_validator("type", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import Stage5Error
 
-STAGES = ("init", "style", "extract", "generate", "lock", "export")
+STAGES = ("init", "style", "extract", "conflicts", "generate", "lock", "export")
 EXPORT_FORMATS = ("json", "yaml", "html")
 EXPORT_NAMES = {"json": "export.json", "yaml": "export.yaml", "html": "contact-sheet"}
 ASSET_TYPES = ("character", "location", "prop")
@@ -38,7 +38,10 @@ class PipelineOptions:
     backend: str = "placeholder"
     image_model: str | None = None
     image_api_base: str | None = None
-    lock: bool = False  # lock-all after generating
+    resolve_conflicts: bool = False  # settle each visual conflict with the offline rule
+    lock: bool = False  # lock-all after generating (unattended: conflicts do not stop it ...)
+    strict: bool = False  # ... unless strict: then unresolved conflicts fail the run
+    allow_placeholder: bool = False  # lock-all --allow-placeholder
     exports: tuple[str, ...] = ()  # json, yaml, html: written into the project folder
     command: str = "generate"  # the history entry of the generate step
 
@@ -60,6 +63,8 @@ class PipelineResult:
     cost_usd: float | None = 0.0  # None when a provider did not say
     stage: str | None = None  # draft or locked
     locked: int = 0  # assets lock-all locked
+    resolved: list[str] = field(default_factory=list)  # conflicts settled: "NAME: reasoning"
+    unresolved: list[str] = field(default_factory=list)  # names the offline rule had no fix for
     exports: dict[str, Path] = field(default_factory=dict)  # format -> what was written
     warnings: list[str] = field(default_factory=list)  # LLM chunks or assets that failed
     image_backend: str | None = None  # the backend that made images (None: none were made)
@@ -127,7 +132,7 @@ def _get_backend(name: str, model: str | None, api_base: str | None) -> Any:
 
 
 def _fill_counts(res: PipelineResult, project: Any) -> None:
-    from .project import status
+    from .readiness import status
 
     st = status(project)
     a = st["assets"]
@@ -136,6 +141,21 @@ def _fill_counts(res: PipelineResult, project: Any) -> None:
     res.conflicts = sum(a[t]["conflicts"] for t in a)
     res.images = sum(a[t]["with_image"] for t in a)
     res.stage = st["status"]
+
+
+def _settle_conflicts(project: Any, res: PipelineResult) -> None:
+    """`stage5 conflicts NAME --apply` for every asset with a visual conflict (the offline
+    rule); the ones it has no suggestion for are left as they are."""
+    from .conflicts import apply_suggestion, list_conflicts
+    from .errors import UsageError as NoSuggestion
+
+    for c in list_conflicts(project):
+        try:
+            s, _ = apply_suggestion(project, str(c.id))
+        except NoSuggestion:
+            res.unresolved.append(c.name)
+            continue
+        res.resolved.append(f"{c.name}: {s.reasoning}")
 
 
 def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progress | None = None,
@@ -179,6 +199,11 @@ def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progre
         res.warnings = list(outcome.failures)
         _fill_counts(res, project)
         done("extract")
+        if opts.resolve_conflicts:
+            start("conflicts")
+            _settle_conflicts(project, res)
+            _fill_counts(res, project)
+            done("conflicts")
         if opts.generate:
             start("generate")
             backend = (backend_for or _get_backend)(opts.backend, opts.image_model,
@@ -198,7 +223,11 @@ def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progre
             done("generate")
         if opts.lock:
             start("lock")
-            res.locked = len(lock_all(project)["locked"])
+            # a pipeline run is unattended: --lock is the consent to lock with conflicts,
+            # unless strict makes them fail the run
+            res.locked = len(lock_all(project, strict=opts.strict,
+                                      allow_placeholder=opts.allow_placeholder,
+                                      accept_conflicts=not opts.strict)["locked"])
         _fill_counts(res, project)
         if opts.lock:
             done("lock")

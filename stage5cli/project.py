@@ -188,6 +188,11 @@ def import_style(project: Project, path: Path) -> StyleCapsule:
 
     project.require_draft("import a style")
     capsule = load_yaml_file(path)
+    from .images.budget import clip_budget
+    from .prompting import check_fits
+
+    # the strictest common window (CLIP, 77 tokens): a style that cannot fit it is refused
+    check_fits(capsule, clip_budget("a CLIP text encoder (SD 1.x/2.x, SDXL)"), label=str(path))
     if capsule.id in builtin_styles():
         raise UsageError(f"{path}: id: {capsule.id!r} is a built-in style; choose another id")
     with atomic(project.db):
@@ -324,85 +329,3 @@ def switch_branch(project: Project, name: str) -> dict:
     with atomic(project.db):
         project.db.execute("UPDATE project SET active_branch_id = ?", [b["id"]])
     return b
-
-
-# ---- status --------------------------------------------------------------------------------
-
-
-def blockers(project: Project, *, strict: bool = False) -> tuple[list[dict], list[dict]]:
-    """What stops stage 5 from being locked: (blockers, warnings), each {asset, missing, fix}."""
-    block: list[dict] = []
-    warn: list[dict] = []
-    style = project.locked_style()
-    if style is None:
-        block.append({"asset": None, "missing": "a locked visual style",
-                      "fix": "stage5 style list, then stage5 style lock ID"})
-    rows = list(project.db.query(
-        "SELECT id, name, asset_type, image_key_url, visual_style_capsule_id, metadata, stale "
-        "FROM project_assets WHERE branch_id = ? ORDER BY asset_type, name", [project.branch_id]))
-    if not rows:
-        block.append({"asset": None, "missing": "at least one asset",
-                      "fix": "stage5 extract SCRIPT, or stage5 add NAME --type TYPE"})
-    for r in rows:
-        ref = r["name"]
-        if not r["image_key_url"]:
-            block.append({"asset": ref, "missing": "image key",
-                          "fix": f"stage5 generate {_quote(ref)}"})
-        elif not (project.root / r["image_key_url"]).is_file():
-            block.append({"asset": ref, "missing": "image file on disk",
-                          "fix": f"stage5 generate {_quote(ref)}"})
-        elif style is not None and r["visual_style_capsule_id"] != style[0]["id"]:
-            # (an image of unknown style, e.g. from the library in another style, counts as not)
-            block.append({"asset": ref, "missing": "image in the locked style",
-                          "fix": f"stage5 generate {_quote(ref)}"})
-        meta = loads(r["metadata"], {})
-        if meta.get("has_conflicts"):
-            item = {"asset": ref, "missing": "conflict resolution",
-                    "fix": f"stage5 conflicts {_quote(ref)} --suggest"}
-            (block if strict else warn).append(item)
-        if r["stale"]:
-            warn.append({"asset": ref, "missing": "not found in the latest script (stale)",
-                         "fix": f"stage5 remove {_quote(ref)}"})
-    return block, warn
-
-
-def _quote(name: str) -> str:
-    import shlex
-
-    return shlex.quote(name)
-
-
-def status(project: Project) -> dict[str, Any]:
-    st = project.stage()
-    style = project.locked_style()
-    counts: dict[str, dict[str, int]] = {}
-    for t in ("character", "prop", "location"):
-        counts[t] = {"total": 0, "with_image": 0, "locked": 0, "conflicts": 0, "stale": 0}
-    for r in project.db.query(
-        "SELECT asset_type, image_key_url, locked, stale, "
-        "json_extract(metadata, '$.has_conflicts') AS c FROM project_assets WHERE branch_id = ?",
-        [project.branch_id],
-    ):
-        c = counts[r["asset_type"]]
-        c["total"] += 1
-        c["with_image"] += bool(r["image_key_url"])
-        c["locked"] += bool(r["locked"])
-        c["conflicts"] += bool(r["c"])
-        c["stale"] += bool(r["stale"])
-    block, warn = blockers(project)
-    return {
-        "project": str(project.root),
-        "branch": project.branch()["name"],
-        "stage": st["stage"],
-        "status": st["status"],
-        "style": None if style is None else {
-            "id": style[0]["style_id"], "name": style[0]["name"], "sha256": style[0]["sha256"],
-            "locked_at": st["style_locked_at"],
-        },
-        "script": None if not st["script_path"] else {
-            "path": st["script_path"], "sha256": st["script_sha256"]},
-        "assets": counts,
-        "total_assets": sum(c["total"] for c in counts.values()),
-        "blockers": [] if st["status"] == "locked" else block,
-        "warnings": warn,
-    }

@@ -18,26 +18,30 @@ def render_status(con, data: dict[str, Any]) -> None:
     if data["script"]:
         con.print(f"[bold]script[/] {data['script']['path']}")
     t = Table(title="Assets")
-    for col in ("type", "total", "with image", "locked", "conflicts", "stale"):
+    cols = (("type", None), ("total", "total"), ("image ok", "ok"), ("placeholder", "placeholder"),
+            ("stale image", "image_stale"), ("no image", "no_image"), ("locked", "locked"),
+            ("conflicts", "conflicts"), ("not in script", "stale"))
+    for col, _ in cols:
         t.add_column(col, justify="right" if col != "type" else "left")
     for kind, c in data["assets"].items():
-        t.add_row(kind, str(c["total"]), str(c["with_image"]), str(c["locked"]),
-                  str(c["conflicts"]), str(c["stale"]))
+        t.add_row(kind, *(str(c[k]) for _, k in cols[1:]))
     con.print(t)
     render_blockers(con, data["blockers"], data["warnings"])
 
 
 def render_blockers(con, blockers: list[dict], warnings: list[dict], limit: int = 25) -> None:
+    """The grouped blockers and warnings: one row per cause with the one command that fixes it."""
+    from rich.markup import escape
     from rich.table import Table
 
     for title, rows, colour in (("Blocks stage 5", blockers, "red"), ("Warnings", warnings, "yellow")):
         if not rows:
             continue
         t = Table(title=title, title_style=colour)
-        for col in ("asset", "missing", "fix"):
-            t.add_column(col)
+        for col in ("what", "assets", "fix"):
+            t.add_column(col, overflow="fold")
         for r in rows[:limit]:
-            t.add_row(r["asset"] or "(project)", r["missing"], r["fix"])
-        if len(rows) > limit:
-            t.add_row("...", f"{len(rows) - limit} more", "stage5 status --json")
+            names = r.get("assets") or []
+            shown = ", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else "")
+            t.add_row(escape(r["message"]), escape(shown or "-"), escape(r["fix"]))
         con.print(t)

@@ -153,17 +153,11 @@ def suggest(name: str, choices: list[str], n: int = 3) -> str:
     return "; did you mean: " + ", ".join(originals[c] for c in close)
 
 
-def compose_prompt(capsule: StyleCapsule, *, name: str, asset_type: str, description: str) -> str:
-    """The one place an image prompt is built: style template + subject + type + look."""
-    description = " ".join(description.split()).rstrip(" .")
-    subject = f"{name}, {description}" if description else name
-    parts = [capsule.prompt.replace("{subject}", subject)]
-    addition = getattr(capsule.asset_types, asset_type, "")
-    if addition:
-        parts.append(addition)
-    if capsule.lighting:
-        parts.append(capsule.lighting)
-    if capsule.camera:
-        parts.append(capsule.camera)
-    parts.append("colour palette " + " ".join(capsule.palette))
-    return ", ".join(p.strip().rstrip(",.") for p in parts if p.strip())
+def compose_prompt(capsule: StyleCapsule, *, name: str, asset_type: str, description: str,
+                   budget: Any = None) -> str:
+    """The one place an image prompt is built: style template + subject + type + look, sized
+    to `budget` (an images.budget.TextBudget; None: no limit). See stage5cli.prompting."""
+    from .prompting import compose
+
+    return compose(capsule, name=name, asset_type=asset_type, description=description,
+                   budget=budget).text

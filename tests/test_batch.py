@@ -207,7 +207,7 @@ def test_bad_scripts_fail_alone_and_the_report_says_why(cli, tmp_path):
     (ins / "empty.txt").write_text("")
     report, junit = tmp_path / "r" / "report.json", tmp_path / "r" / "junit.xml"
     r = run(cli, ins, "--style", "film-noir", "--out", tmp_path / "out", "--generate", "--lock",
-            "--export", "json,html", "--jobs", "2", "--report", report, "--junit", junit)
+            "--allow-placeholder", "--export", "json,html", "--jobs", "2", "--report", report, "--junit", junit)
     assert r.exit_code == 1, r.output
     assert r.stderr.strip().splitlines()[-1].startswith("error: 2 script(s) failed")
     rep = load_report(report)
@@ -525,3 +525,21 @@ def test_shell_example_end_to_end(tmp_path):
                        timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     assert load_report(tmp_path / "report.json")["totals"]["failed"] == 1
+
+
+def test_lock_passes_strict_and_allow_placeholder_through(cli, tmp_path):
+    lamp = EXAMPLES / "scripts" / "the_last_lamp.fountain"  # MARA's coat: blue vs red
+    common = ["--style", "film-noir", "--generate", "--lock", "--jobs", "1"]
+    r = run(cli, lamp, *common, "--out", tmp_path / "a", "--report", tmp_path / "a.json")
+    assert r.exit_code == 1  # placeholder images are not signed off without the flag
+    assert "placeholder" in by_script(load_report(tmp_path / "a.json"))[lamp.name]["error"]
+    r = run(cli, lamp, *common, "--allow-placeholder", "--strict", "--out", tmp_path / "b",
+            "--report", tmp_path / "b.json")
+    assert r.exit_code == 1  # --strict: the unresolved conflict fails the script
+    assert "conflict" in by_script(load_report(tmp_path / "b.json"))[lamp.name]["error"]
+    r = run(cli, lamp, *common, "--allow-placeholder", "--out", tmp_path / "c",
+            "--report", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    rep = load_report(tmp_path / "c.json")
+    assert by_script(rep)[lamp.name]["stage"] == "locked"
+    assert rep["options"]["allow_placeholder"] is True and rep["options"]["strict"] is False

@@ -55,7 +55,7 @@ def locked(styled, cli) -> Path:
     conn.commit()
     conn.close()
     assert cli("generate", "--all", "-p", styled).exit_code == 0
-    r = cli("lock-all", "-p", styled)
+    r = cli("lock-all", "--allow-placeholder", "--yes", "-p", styled)
     assert r.exit_code == 0, r.output
     return styled
 

@@ -26,7 +26,7 @@ EXTRA_ASSET_FIELDS = {"mentions", "image"}
 def locked(styled, cli) -> Path:
     add_assets(styled, TRIO, conflicts=("MARA",))
     assert cli("generate", "--all", "-p", styled).exit_code == 0
-    r = cli("lock-all", "-p", styled)
+    r = cli("lock-all", "--allow-placeholder", "--yes", "-p", styled)
     assert r.exit_code == 0, r.output
     return styled
 

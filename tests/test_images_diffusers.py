@@ -270,3 +270,70 @@ def test_options():
     with pytest.raises(UsageError):
         get_backend("diffusers", dtype="int4")
     assert get_backend("diffusers", model="x").estimate_cost(make_request()) == 0.0
+
+
+# ---- the prompt budget and batched generation ------------------------------------------------
+
+
+def test_budget_comes_from_the_pipeline_tokenizer(tiny_model):
+    from stage5cli.images.budget import CLIP_WINDOW
+
+    fresh = get_backend("diffusers", model=str(tiny_model))
+    before = fresh.text_budget()  # loads the tokenizer alone, not the pipeline
+    assert fresh.pipe is None and fresh.load_count == 0
+    assert (before.unit, before.limit, before.long_prompt) == ("tokens", CLIP_WINDOW, None)
+    assert before.encoder == "clip (tokenizer)"
+    assert before.count("a photo of a cat") == 7  # <|startoftext|> a photo of a cat <|endoftext|>
+
+
+def test_a_pipeline_folder_without_a_tokenizer_is_refused(tiny_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_model, broken)
+    shutil.rmtree(broken / "tokenizer")
+    index = json.loads((broken / "model_index.json").read_text())
+    index["tokenizer"] = [None, None]
+    (broken / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(UsageError, match="has no tokenizer"):
+        get_backend("diffusers", model=str(broken)).text_budget()
+    index.pop("tokenizer")
+    (broken / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(UsageError, match="has no tokenizer"):
+        get_backend("diffusers", model=str(broken)).text_budget()
+
+
+def test_batched_generation_one_call_per_chunk_seeds_per_image(tiny_model):
+    import numpy as np
+
+    reqs = [make_request(key=str(i), seed=100 + i, prompt=f"a brass watch number {i}")
+            for i in range(3)]
+    reqs.append(make_request(key="big", width=72, height=64, seed=5))  # another size
+    batched = get_backend("diffusers", model=str(tiny_model), batch_size=3, device="cpu")
+    calls = []
+    real = batched._call
+
+    def spy(rs):
+        calls.append(len(rs))
+        return real(rs)
+
+    batched._call = spy
+    out = list(batched.generate(reqs))
+    assert calls == [3, 1] and batched.load_count == 1
+    assert [r.key for r in out] == ["0", "1", "2", "big"] and all(r.ok for r in out)
+    assert [r.info.get("batch") for r in out] == [3, 3, 3, None]
+    single = get_backend("diffusers", model=str(tiny_model), batch_size=1, device="cpu")
+    alone = list(single.generate(reqs[:3]))
+    for a, b in zip(out[:3], alone, strict=True):
+        diff = np.abs(np.asarray(a.image, dtype=float) - np.asarray(b.image, dtype=float)).mean()
+        assert diff < 2.0  # the same seed gives the same image, batched or not
+    assert pixels(out[0].image) != pixels(out[1].image)  # each image has its own seed
+
+
+def test_batch_size_default_from_the_device(tiny_model):
+    b = get_backend("diffusers", model=str(tiny_model))
+    b.device = "cpu"
+    assert b.batch_size() == 1
+    b.device = "cuda"
+    assert b.batch_size() == 4
+    assert get_backend("diffusers", model=str(tiny_model), batch_size=6).batch_size() == 6

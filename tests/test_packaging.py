@@ -41,3 +41,9 @@ def test_wheel_install_runs_from_another_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["stage"] == "locked"
     assert (elsewhere / "d" / "contact-sheet" / "index.html").is_file()
+    # the package data that sizes prompts ships in the wheel (CLIP merges, colour names)
+    counted = subprocess.run([sys.executable, "-c", "from stage5cli.images import clip_bpe; "
+                              "from stage5cli.colours import colour_name; "
+                              "print(clip_bpe.count('a photo of a cat'), colour_name('#000000'))"],
+                             cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert counted.stdout.split() == ["7", "black"], counted.stderr

@@ -109,7 +109,7 @@ def test_status_json_shape(styled, cli):
     assert data["status"] == "draft"
     assert set(data["assets"]) == {"character", "prop", "location"}
     assert data["total_assets"] == 0
-    assert {b["missing"] for b in data["blockers"]} == {"at least one asset"}
+    assert {b["cause"] for b in data["blockers"]} == {"no-assets"}
 
 
 def test_status_check_blocks_until_locked(styled, cli):

@@ -52,7 +52,7 @@ def test_keys_never_stored_or_printed(styled, cli, monkeypatch, tmp_path):
         with LoopbackServer(lambda req: Reply(401, {"error": {"message": f"bad key {KEY}"}})) as bad:
             run("generate", "MARA", "--backend", "api", "--model", "openai/img",
                 "--api-base", bad.url + "/v1", "--yes")
-    assert run("lock-all").exit_code == 0, outputs[-1]
+    assert run("lock-all", "--yes").exit_code == 0, outputs[-1]
     assert run("export", "--out", str(styled / "export.json")).exit_code == 0
     assert run("export", "--format", "html", "--out", str(styled / "sheet")).exit_code == 0
     run("history", "--json")

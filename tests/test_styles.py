@@ -129,8 +129,9 @@ def test_builtin_file_loader_reports_field(tmp_path):
 def test_compose_prompt_injects_style():
     s = builtin_styles()["film-noir"]
     p = compose_prompt(s, name="BRICK", asset_type="character", description="A tall man in a grey coat.")
-    assert p.startswith("1940s film noir still of BRICK, A tall man in a grey coat")
-    assert s.asset_types.character in p and s.lighting in p and s.palette[0] in p
+    assert p.startswith("1940s film noir still of BRICK, character, A tall man in a grey coat")
+    assert s.asset_types.character in p and s.lighting in p
+    assert "colour palette almost black" in p and "#" not in p  # colour words, never hex
 
 
 def test_capsule_sha_is_stable():

@@ -48,7 +48,7 @@ def ready(styled, cli, tmp_path):
     ["merge", "LIGHTHOUSE", "HARBOUR", "--yes"],
     ["extract", "{script}"],
     ["promote", "MARA", "ELIAS"],
-    ["lock-all"],
+    ["lock-all", "--allow-placeholder", "--yes"],
     ["branch", "create", "alt", "--style", "anime"],
     ["remove", "HARBOUR", "--yes"],
     ["generate", "--all"],

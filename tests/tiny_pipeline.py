@@ -1,8 +1,9 @@
 """Build a tiny random-weight Stable Diffusion pipeline from configs (no downloads).
 
 The shapes follow diffusers' own fast tests (`get_dummy_components`: cross-attention width 32,
-a five-layer CLIP text encoder of width 32) and a byte-level BPE tokenizer whose vocabulary is
-made here. Two choices keep the real table sizes cheap on a 2-core CPU (measured): the VAE has
+a five-layer CLIP text encoder of width 32). The tokenizer is the real CLIP BPE tokenizer
+(49408 tokens, 77-token window; rebuilt from the merges in prompts/clip by tests/clip_vocab.py),
+so prompts are measured exactly as Stable Diffusion measures them. Two choices keep the real table sizes cheap on a 2-core CPU (measured): the VAE has
 four levels, so its scale factor is 8 as in real SD checkpoints (a 512x768 request denoises a
 64x96 latent), with 4/8 channels and no mid-block attention; the UNet has three levels
 (16/32/32) with cross-attention only at the lowest resolution, about 5x faster per step than
@@ -13,33 +14,6 @@ Used by tests/test_images_diffusers.py and benchmarks/generate.py.
 from __future__ import annotations
 
 from pathlib import Path
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte-level alphabet: every byte maps to one printable character."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
-def tiny_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A minimal CLIP vocabulary (every byte, alone and word-final) plus a few merges."""
-    chars = list(_bytes_to_unicode().values())
-    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("i", "n"), ("e", "r</w>")]
-    tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
-    return vocab, merges
 
 
 def build_tiny_pipeline(seed: int = 0):
@@ -81,19 +55,23 @@ def build_tiny_pipeline(seed: int = 0):
     )
     torch.manual_seed(seed)
     text_config = CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
+        bos_token_id=49406,
+        eos_token_id=49407,
         hidden_size=32,
         intermediate_size=37,
         layer_norm_eps=1e-05,
         num_attention_heads=4,
         num_hidden_layers=5,
-        pad_token_id=1,
-        vocab_size=1000,
+        pad_token_id=49407,
+        vocab_size=49408,
     )
     text_encoder = CLIPTextModel(text_config)
-    vocab, merges = tiny_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    from tests.clip_vocab import BOS, EOS, clip_vocab
+
+    vocab, merges = clip_vocab()
+    tokenizer = CLIPTokenizer(vocab=dict(vocab), merges=[tuple(m.split()) for m in merges],
+                              model_max_length=77, bos_token=BOS, eos_token=EOS, unk_token=EOS,
+                              pad_token=EOS)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )

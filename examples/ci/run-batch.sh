@@ -44,11 +44,16 @@ fi
 
 export CI="${CI:-true}"  # plain progress lines instead of the live table
 
+# The images come from the offline placeholder renderer (index cards): lock-all refuses those
+# unless told, so this example passes --allow-placeholder and says so. With a real backend
+# (extra arguments such as --backend diffusers --image-model DIR) drop it from the call below.
+echo "stage5: placeholder images (offline); locking with --allow-placeholder" >&2
+
 set +e
 "${stage5[@]}" batch "$input" \
     --style "$style" \
     --out "$out" \
-    --generate --lock \
+    --generate --lock --allow-placeholder \
     --export json --export html \
     --report "$report" \
     --junit "$junit" \

@@ -25,6 +25,8 @@ class BatchOptions:
     image_model: str | None = None
     image_api_base: str | None = None
     lock: bool = False
+    strict: bool = False  # lock-all --strict: unresolved conflicts fail the script
+    allow_placeholder: bool = False  # lock-all --allow-placeholder
     exports: tuple[str, ...] = ()
     jobs: int | None = None  # worker processes (None: the CPUs this process may use)
     llm_concurrency: int = DEFAULT_LLM_CONCURRENCY

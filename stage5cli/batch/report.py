@@ -26,6 +26,8 @@ class ReportOptions:
     generate: bool
     backend: str | None
     lock: bool
+    strict: bool
+    allow_placeholder: bool
     exports: list[str]
     jobs: int
     llm_concurrency: int
@@ -91,6 +93,7 @@ def build_report(results: list[BatchResult], opts: BatchOptions, style: Style, *
         style=style.id, style_file=style.file, model=opts.model,
         extractor="llm" if opts.model else "builtin", generate=opts.generate,
         backend=opts.backend if opts.generate else None, lock=opts.lock,
+        strict=opts.strict, allow_placeholder=opts.allow_placeholder,
         exports=list(opts.exports), jobs=jobs, llm_concurrency=opts.llm_concurrency,
         force=opts.force, fail_fast=opts.fail_fast, engine=opts.engine)
     return BatchReport(version=REPORT_VERSION, started_at=started_at, finished_at=now(),

@@ -36,6 +36,8 @@ def options_hash(opts: BatchOptions, style: Style) -> str:
             "image_model": opts.image_model if opts.generate else None,
             "lock": opts.lock, "exports": sorted(set(opts.exports)),
             "style": style.id, "style_sha256": style.sha256}
+    # only when used, so that outputs made before these flags existed are not rebuilt
+    data.update({k: True for k in ("strict", "allow_placeholder") if opts.lock and getattr(opts, k)})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -79,7 +79,8 @@ def pipeline_options(opts: BatchOptions, style: Style) -> PipelineOptions:
         style=style.id, style_file=Path(style.file) if style.file else None, model=opts.model,
         api_base=opts.api_base, llm_concurrency=opts.llm_concurrency, timeout=opts.timeout,
         generate=opts.generate, backend=opts.backend, image_model=opts.image_model,
-        image_api_base=opts.image_api_base, lock=opts.lock, exports=opts.exports,
+        image_api_base=opts.image_api_base, lock=opts.lock, strict=opts.strict,
+        allow_placeholder=opts.allow_placeholder, exports=opts.exports,
         command="batch generate")
 
 

@@ -13,6 +13,7 @@ from stage5cli.cli.app import app
 # isort: off
 from stage5cli.cli.commands import project  # noqa: F401  Project: init, status, style, branch, demo, doctor
 from stage5cli.cli.commands import extract  # noqa: F401  Script and assets: parse, extract, review
+from stage5cli.cli.commands import breakdown  # noqa: F401  Script and assets: breakdown
 from stage5cli.cli.commands import curation  # noqa: F401  Script and assets, History: show ... undo
 from stage5cli.cli.commands import images  # noqa: F401  Images: generate, jobs
 from stage5cli.cli.commands import lock  # noqa: F401  Lock and export: lock, unlock, lock-all, export

@@ -97,12 +97,14 @@ class ExtractionResult(BaseModel):
     cost_usd: float | None = 0.0  # None: the model's price is unknown
     script_tokens: int = 0
     pass1_input_tokens: int = 0
+    tag_warnings: list[str] = Field(default_factory=list)  # the script's own tags we could not read
 
     def stats(self) -> dict[str, Any]:
         """The figures `extract --json` and `batch` report."""
         return {"requests": self.requests, "cache_hits": self.cache_hits,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cost_usd": self.cost_usd}
+                "cost_usd": self.cost_usd,
+                **({"tag_warnings": list(self.tag_warnings)} if self.tag_warnings else {})}
 
 
 class ConflictFix(BaseModel):

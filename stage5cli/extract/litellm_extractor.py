@@ -98,8 +98,9 @@ def entities_to_assets(resp: Pass1Response, chunk: Chunk) -> list[ExtractedAsset
             mentions = [Mention(scene_number=n, text=name) for n in chunk.scenes
                         if any(w in lowered[n] for w in words)]
         if mentions:
+            extra = {"extractor": "llm", **({"category": ent.category} if ent.category else {})}
             out.append(ExtractedAsset(name=name, type=ent.type, aliases=aliases, mentions=mentions,
-                                      extra={"extractor": "llm"}))
+                                      extra=extra))
     return out
 
 

@@ -67,7 +67,11 @@ def run(project: Project, script: Path, opts: LLMOptions,
     sp = read_script(script, opts.max_bytes)
     extractor = for_options(opts)
     result = extractor.extract(sp, db=project.db, style_name=capsule.name, progress=progress)
-    extracted = result.assets
+    from stage5cli.breakdown.categories import finish_extraction
+
+    extracted = finish_extraction(result.assets, sp)  # the script's own tags, then categories
+    result.assets = extracted
+    result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
     report = save_extraction(project, extracted, extractor=extractor.extractor_id,
                              model=extractor.model, script_path=str(script),
                              script_sha256=sp.source.sha256)

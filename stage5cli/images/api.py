@@ -189,6 +189,13 @@ class ApiBackend(ImageBackend):
     def model_name(self) -> str:
         return self.options.model or "(no model)"
 
+    def text_budget(self):
+        """The provider's documented prompt limit in characters (dall-e-3 4000, dall-e-2 1000,
+        gpt-image 32000); any other model is sized for a 77-token CLIP encoder."""
+        from .budget import api_budget
+
+        return api_budget(self.options.model or "")
+
     # -- checks -----------------------------------------------------------------------------
 
     def _provider(self) -> tuple[str, str]:

@@ -60,6 +60,8 @@ class ImageRequest:
     style_id: str
     style_name: str
     style_sha256: str
+    # what compose recorded about the prompt (tokens, limit, encoder, dropped); see prompting
+    prompt_info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -164,32 +166,87 @@ class ImageBackend:
             self.setup()
             self._ready = True
 
+    def text_budget(self):
+        """How this backend's model reads text (images.budget.TextBudget): what `compose`
+        sizes prompts for. The base: no limit."""
+        from .budget import unlimited
+
+        return unlimited()
+
+    def batch_size(self) -> int:
+        """How many same-size requests one `generate_many` call takes (1: one at a time)."""
+        return 1
+
+    def generate_many(self, reqs: list[ImageRequest]) -> list[ImageResult]:
+        """Requests of one size and sampling setup in one call; the base runs them one by
+        one. A backend that batches overrides this (and `batch_size`)."""
+        return [self.generate_one(r) for r in reqs]
+
+    @staticmethod
+    def batch_key(req: ImageRequest) -> tuple:
+        return (req.width, req.height, req.steps, req.guidance, req.sampler,
+                bool(req.negative_prompt))
+
+    def _finish(self, req: ImageRequest, result: ImageResult, seconds: float) -> ImageResult:
+        if result.error is not None:
+            result.image = None
+            result.error = one_line(result.error)
+        elif result.image is None:
+            result.error = "backend returned no image"
+        else:
+            got = tuple(result.image.size)
+            if got != (req.width, req.height) or result.image.mode != "RGB":
+                result.image = fit_exact(result.image, req.width, req.height)
+                if got != (req.width, req.height):
+                    result.info.setdefault("provider_size", list(got))
+                    result.info["resized"] = True
+        result.info.setdefault("model", self.model_name())
+        result.info.setdefault("backend", self.backend_id)
+        result.info["seconds"] = round(seconds, 4)
+        return result
+
+    def _one(self, req: ImageRequest) -> ImageResult:
+        t0 = time.perf_counter()
+        try:
+            validate_request(req)
+            result = self.generate_one(req)
+        except Exception as exc:  # isolate one request's failure
+            result = ImageResult(req.key, None, error=one_line(exc))
+        return self._finish(req, result, time.perf_counter() - t0)
+
     def generate(self, requests: Iterable[ImageRequest]) -> Iterator[ImageResult]:
         """Yield one result per request, in order. A failing request yields a result with
         `error` and the rest continue; only a problem that stops every request (the backend
         cannot start: missing model, missing extra) raises, as a Stage5Error, before the
-        first result."""
+        first result. Consecutive requests of one size and sampling setup go to
+        `generate_many` in chunks of `batch_size()`; a chunk that fails as a whole is retried
+        one request at a time, so one bad request never fails its neighbours."""
         self.ensure_ready()
-        for req in requests:
+        pending = list(requests)
+        size = max(1, int(self.batch_size() or 1))
+        i = 0
+        while i < len(pending):
+            chunk = [pending[i]]
+            key = self.batch_key(pending[i])
+            while (len(chunk) < size and i + len(chunk) < len(pending)
+                   and self.batch_key(pending[i + len(chunk)]) == key):
+                chunk.append(pending[i + len(chunk)])
+            i += len(chunk)
+            if len(chunk) == 1:
+                yield self._one(chunk[0])
+                continue
             t0 = time.perf_counter()
             try:
-                validate_request(req)
-                result = self.generate_one(req)
-            except Exception as exc:  # isolate one request's failure
-                result = ImageResult(req.key, None, error=one_line(exc))
-            if result.error is not None:
-                result.image = None
-                result.error = one_line(result.error)
-            elif result.image is None:
-                result.error = "backend returned no image"
-            else:
-                got = tuple(result.image.size)
-                if got != (req.width, req.height) or result.image.mode != "RGB":
-                    result.image = fit_exact(result.image, req.width, req.height)
-                    if got != (req.width, req.height):
-                        result.info.setdefault("provider_size", list(got))
-                        result.info["resized"] = True
-            result.info.setdefault("model", self.model_name())
-            result.info.setdefault("backend", self.backend_id)
-            result.info["seconds"] = round(time.perf_counter() - t0, 4)
-            yield result
+                for req in chunk:
+                    validate_request(req)
+                results = self.generate_many(chunk)
+                if len(results) != len(chunk):
+                    raise Stage5Error("the backend returned a short batch")
+            except Exception:
+                for req in chunk:
+                    yield self._one(req)
+                continue
+            each = (time.perf_counter() - t0) / len(chunk)
+            for req, result in zip(chunk, results, strict=True):
+                result.info["batch"] = len(chunk)
+                yield self._finish(req, result, each)

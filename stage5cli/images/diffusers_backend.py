@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from pydantic import Field
+
 from stage5cli.errors import Stage5Error, UsageError
 from stage5cli.images.base import ImageBackend, ImageRequest, ImageResult, one_line
 
@@ -111,6 +113,8 @@ class DiffusersBackend(ImageBackend):
     class Options(ImageBackend.Options):
         device: str | None = None  # cuda | mps | cpu (default: the best available)
         dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+        # images per pipeline call for same-size assets (None: from the device, see batch_size)
+        batch_size: int | None = Field(default=None, ge=1, le=64)
 
     def __init__(self, options: DiffusersBackend.Options | None = None):
         super().__init__(options)
@@ -119,6 +123,7 @@ class DiffusersBackend(ImageBackend):
         self.load_count = 0  # how many times a pipeline was loaded (tests, benchmark)
         self._schedulers: dict[str, object] = {}
         self._default_scheduler = None
+        self._budget = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -130,6 +135,71 @@ class DiffusersBackend(ImageBackend):
 
     def estimate_cost(self, req: ImageRequest) -> float | None:
         return 0.0
+
+    # -- how the model reads text ------------------------------------------------------------
+
+    TOKENIZER_KEYS = ("tokenizer", "tokenizer_2", "tokenizer_3")
+
+    def text_budget(self):
+        """From the pipeline's own tokenizer(s) and their `model_max_length` (loaded alone from
+        the model folder when the pipeline is not loaded yet): a CLIP window for SD 1.x/2.x and
+        SDXL, the T5 window for SD3/FLUX. A pipeline without a tokenizer is refused."""
+        if self._budget is None:
+            from .budget import pipeline_budget
+
+            if self.pipe is not None:
+                toks = {k: t for k in self.TOKENIZER_KEYS
+                        if (t := getattr(self.pipe, k, None)) is not None}
+            else:
+                toks = self._load_tokenizers()
+            budget = pipeline_budget(toks, self._max_sequence_length())
+            if budget is None:
+                raise UsageError(
+                    f"diffusers model {self.model_name()} has no tokenizer (model_index.json "
+                    "names none): stage5 cannot size prompts for it; use a complete pipeline "
+                    "folder (save_pretrained) with its tokenizer/")
+            self._budget = budget
+        return self._budget
+
+    def _max_sequence_length(self) -> int | None:
+        """The pipeline's default `max_sequence_length` (T5 pipelines), when it is loaded."""
+        if self.pipe is None:
+            return None
+        p = inspect.signature(self.pipe.__call__).parameters.get("max_sequence_length")
+        return p.default if p is not None and isinstance(p.default, int) else None
+
+    def _load_tokenizers(self) -> dict:
+        self.check()
+        ref = self.model_ref()
+        assert ref is not None
+        model, index, local_only = self._resolve(ref)
+        keys = [k for k in self.TOKENIZER_KEYS
+                if isinstance(index.get(k), list) and any(index[k])]
+        if not keys:
+            return {}
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as tlogging
+
+        toks = {}
+        tlogging.disable_progress_bar()
+        try:
+            for k in keys:
+                try:
+                    toks[k] = AutoTokenizer.from_pretrained(model, subfolder=k,
+                                                            local_files_only=local_only)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise UsageError(
+                        f"diffusers model {ref}: cannot load its {k} ({one_line(exc, 160)}); "
+                        f"stage5 needs the pipeline's tokenizer to size prompts") from None
+        finally:
+            tlogging.enable_progress_bar()
+        return toks
+
+    def batch_size(self) -> int:
+        """--batch-size, else 1 on CPU (no gain there), 4 on CUDA, 2 on Apple MPS."""
+        if self.options.batch_size:
+            return self.options.batch_size
+        return {"cuda": 4, "mps": 2}.get((self.device or "cpu").split(":")[0], 1)
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -279,28 +349,36 @@ class DiffusersBackend(ImageBackend):
     def _vae_factor(self) -> int:
         return int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
 
-    def generate_one(self, req: ImageRequest) -> ImageResult:
+    def _call(self, reqs: list[ImageRequest]) -> tuple[list, dict]:
+        """One pipeline call for requests that share size and sampling setup."""
         import torch
 
         pipe = self.pipe
+        first = reqs[0]
         info: dict = {}
-        pipe.scheduler = self._scheduler_for(req.sampler, info)
+        pipe.scheduler = self._scheduler_for(first.sampler, info)
         info["scheduler"] = type(pipe.scheduler).__name__
         # diffusion models need sides divisible by the VAE factor: round up, crop back later
         f = self._vae_factor()
-        gw, gh = math.ceil(req.width / f) * f, math.ceil(req.height / f) * f
+        gw, gh = math.ceil(first.width / f) * f, math.ceil(first.height / f) * f
         gen_device = "cpu" if self.device == "mps" else self.device
-        generator = torch.Generator(device=gen_device).manual_seed(req.seed)
+        generators = [torch.Generator(device=gen_device).manual_seed(r.seed) for r in reqs]
+        one = len(reqs) == 1
+        negatives = [r.negative_prompt for r in reqs]
         kwargs = {
-            "prompt": req.prompt,
-            "negative_prompt": req.negative_prompt or None,
+            "prompt": first.prompt if one else [r.prompt for r in reqs],
+            "negative_prompt": (negatives[0] or None) if one else (
+                negatives if all(negatives) else None),
             "width": gw,
             "height": gh,
-            "num_inference_steps": max(1, int(req.steps)),
-            "guidance_scale": float(req.guidance),
-            "generator": generator,
+            "num_inference_steps": max(1, int(first.steps)),
+            "guidance_scale": float(first.guidance),
+            "generator": generators[0] if one else generators,
             "num_images_per_prompt": 1,
         }
+        budget = self._budget
+        if budget is not None and budget.long_prompt == "t5" and budget.limit:
+            kwargs["max_sequence_length"] = budget.limit
         accepted = self._call_params()
         if accepted is not None:
             dropped = sorted(k for k in kwargs if k not in accepted)
@@ -310,11 +388,23 @@ class DiffusersBackend(ImageBackend):
                 info["unsupported_by_pipeline"] = dropped
         with torch.inference_mode():
             out = pipe(**kwargs)
-        images = getattr(out, "images", None)
+        images = list(getattr(out, "images", None) or [])
+        info["device"] = self.device
+        if (gw, gh) != (first.width, first.height):
+            info["generated_size"] = [gw, gh]
+        return images, info
+
+    def generate_one(self, req: ImageRequest) -> ImageResult:
+        images, info = self._call([req])
         if not images:
             return ImageResult(req.key, None, error="pipeline returned no image", info=info)
-        image = images[0]
-        info["device"] = self.device
-        if (gw, gh) != (req.width, req.height):
-            info["generated_size"] = [gw, gh]
-        return ImageResult(req.key, image, cost_usd=0.0, info=info)
+        return ImageResult(req.key, images[0], cost_usd=0.0, info=info)
+
+    def generate_many(self, reqs: list[ImageRequest]) -> list[ImageResult]:
+        """One pipeline call for the chunk: a list of prompts and one torch.Generator per
+        image (seeded from its request), so each image is the one its seed gives."""
+        images, info = self._call(reqs)
+        if len(images) != len(reqs):
+            raise Stage5Error(f"pipeline returned {len(images)} images for {len(reqs)} prompts")
+        return [ImageResult(r.key, im, cost_usd=0.0, info=dict(info))
+                for r, im in zip(reqs, images, strict=True)]

@@ -212,5 +212,10 @@ class PlaceholderBackend(ImageBackend):
     def estimate_cost(self, req: ImageRequest) -> float | None:
         return 0.0
 
+    def text_budget(self):
+        from .budget import unlimited
+
+        return unlimited("none (placeholder: no text encoder)")
+
     def generate_one(self, req: ImageRequest) -> ImageResult:
         return ImageResult(req.key, render(req), cost_usd=0.0)

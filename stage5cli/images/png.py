@@ -133,3 +133,38 @@ def read_png_metadata(path: Path) -> dict:
         "text": text,
         "sha256": hashlib.sha256(raw).hexdigest(),
     }
+
+
+def read_text_chunk(path: Path, key: str, *, limit: int = 1 << 20) -> str | None:
+    """The text of one tEXt/iTXt chunk, read with the standard library only (no PIL: status
+    and review use it); None when the file, the chunk or its text cannot be read."""
+    import struct
+    import zlib
+
+    try:
+        with Path(path).open("rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"IDAT" or kind == b"IEND" or length > limit:
+                    return None  # text chunks written by stage5 come before the pixels
+                data = f.read(length)
+                f.read(4)  # crc
+                if kind == b"tEXt":
+                    name, _, text = data.partition(b"\0")
+                    if name.decode("latin-1") == key:
+                        return text.decode("latin-1")
+                elif kind == b"iTXt":
+                    name, _, rest = data.partition(b"\0")
+                    if name.decode("latin-1") != key or len(rest) < 2:
+                        continue
+                    compressed, rest = rest[0], rest[2:]
+                    _lang, _, rest = rest.partition(b"\0")
+                    _tkey, _, text = rest.partition(b"\0")
+                    return (zlib.decompress(text) if compressed else text).decode("utf-8")
+    except (OSError, ValueError, struct.error, zlib.error, UnicodeDecodeError):
+        return None

@@ -5,6 +5,12 @@ FDX is XML: <FinalDraft><Content><Paragraph Type="Scene Heading" Number="12"><Te
 ... </Content><TitlePage><Content><Paragraph>...</Paragraph></Content></TitlePage></FinalDraft>.
 A paragraph may hold several <Text> runs (joined) and a <DualDialogue> block holds the two
 speeches of dual dialogue. `line` of an element is the 1-based position of its paragraph.
+
+Breakdown tags (Final Draft's tagging, <TagData> after <Content>) are read into
+`Screenplay.tags`: <TagCategory Id Name/>, <TagDefinition Id CatId Label/>, <Tag Number> holding
+<DefId>s, and the tagged runs <Text TagNumber="N">. A run pointing to no <Tag>, a <Tag> pointing
+to a missing definition and a <Tag> no text carries are ignored with a warning naming them
+(`Screenplay.tag_warnings`); a definition whose category is missing keeps an empty category.
 """
 
 from __future__ import annotations
@@ -42,14 +48,22 @@ def parse_fdx(data: bytes) -> Screenplay:
     content = _child(root, "Content")
     elements: list[dict] = []
     counter = [0]
+    tagged: list[tuple[int | None, list[tuple[str, int, int, str]]]] = []
     if content is not None:
         for para in _children(content, "Paragraph"):
-            _paragraph(para, elements, counter)
+            _paragraph(para, elements, counter, tagged=tagged)
     title: list[dict] = []
     tp = _child(root, "TitlePage")
     if tp is not None:
         title = _title_page(tp)
-    return assemble(title, elements, fmt="fdx")
+    sp = assemble(title, elements, fmt="fdx")
+    tag_data = _child(root, "TagData")
+    if tag_data is not None:
+        from stage5cli.screenplay.fdx_tags import read_tags
+
+        sp.tags, warnings = read_tags(tag_data, tagged, sp)
+        sp.tag_warnings = warnings or None
+    return sp
 
 
 def _parse_xml(data: bytes):
@@ -104,13 +118,29 @@ def _runs(para) -> tuple[str, str | None]:
     return text, ("".join(marked) if styled else None)
 
 
-def _paragraph(para, out: list[dict], counter: list[int], dual: str | None = None) -> None:
+def _tag_runs(para) -> list[tuple[str, int, int, str]]:
+    """(TagNumber, start, end, text) of the paragraph's tagged <Text> runs (raw offsets)."""
+    found = []
+    pos = 0
+    for run in para:
+        if _local(run.tag) != "Text":
+            continue
+        t = "".join(run.itertext())
+        number = run.get("TagNumber")
+        if number is not None:
+            found.append((number.strip(), pos, pos + len(t), t))
+        pos += len(t)
+    return found
+
+
+def _paragraph(para, out: list[dict], counter: list[int], dual: str | None = None,
+               tagged: list | None = None) -> None:
     dd = _child(para, "DualDialogue")
     if dd is not None:
         side = "left"
         for inner in _children(dd, "Paragraph"):
             before = len(out)
-            _paragraph(inner, out, counter, dual=side)
+            _paragraph(inner, out, counter, dual=side, tagged=tagged)
             if any(e["type"] == "character" for e in out[before:]):
                 side = "right"
         return
@@ -118,6 +148,9 @@ def _paragraph(para, out: list[dict], counter: list[int], dual: str | None = Non
     kind = (para.get("Type") or "Action").strip().lower()
     etype = _TYPES.get(kind, "action")
     text, marked = _runs(para)
+    runs = _tag_runs(para) if tagged is not None else []
+    if runs:
+        tagged.append((None, runs))  # no element yet: filled in below when there is one
     if etype == "action" and (para.get("Alignment") or "").lower() == "center":
         etype = "centered"
     stripped = text.strip()
@@ -147,6 +180,8 @@ def _paragraph(para, out: list[dict], counter: list[int], dual: str | None = Non
         el["html"] = marked.strip()
     el["line"] = counter[0]
     out.append(el)
+    if runs:
+        tagged[-1] = (len(out) - 1, runs)
 
 
 def _title_page(tp) -> list[dict]:

@@ -71,6 +71,26 @@ class Scene(BaseModel):
     tags: list[str] | None = None
 
 
+class TagSpan(BaseModel):
+    """One tagged run of text: `element` indexes Screenplay.elements, [start, end) its text."""
+
+    element: int
+    scene: int
+    start: int
+    end: int
+    text: str
+
+
+class ScriptTag(BaseModel):
+    """A breakdown tag the script itself carries (FDX TagData): one tag definition."""
+
+    label: str
+    category: str  # the file's tag category name, e.g. "Cast Members"
+    definition_id: str = ""
+    numbers: list[int] = Field(default_factory=list)  # the TagNumbers that point to it
+    spans: list[TagSpan] = Field(default_factory=list)
+
+
 class Source(BaseModel):
     path: str | None = None
     format: Literal["fountain", "fdx", "pdf", "plain"] = "fountain"
@@ -83,6 +103,9 @@ class Screenplay(BaseModel):
     scenes: list[Scene] = Field(default_factory=list)
     elements: list[Element] = Field(default_factory=list)
     source: Source = Field(default_factory=Source)
+    # FDX only: the tags of its TagData (None when the file has none), and what was ignored
+    tags: list[ScriptTag] | None = None
+    tag_warnings: list[str] | None = None
 
     @property
     def title(self) -> str | None:

@@ -90,6 +90,7 @@ def summarize(sp: Screenplay) -> dict:
         warnings.append("no character cues: no dialogue was recognised")
     if title is None and sp.source.format in ("fountain", "plain", "fdx"):
         warnings.append("no title on a title page")
+    warnings.extend(f"FDX tags: {w}" for w in sp.tag_warnings or [])
     return {
         "title": plain_text(title) if title else None,
         "format": sp.source.format,

@@ -14,6 +14,8 @@ from .read import mentions_of, meta_of, rows
 from .write import insert_asset, replace_mentions, snapshot, update_asset
 
 CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
+# metadata keys of the breakdown (breakdown/categories.py); `edit --category` owns all three
+BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 
 
 def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[str, Any]:
@@ -28,6 +30,7 @@ def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[
         "extractor": extractor,
         "model": model,
         "user_fields": [],
+        **{k: asset.extra[k] for k in BREAKDOWN_KEYS if k in asset.extra},
     }
 
 
@@ -66,6 +69,8 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 hit = next((retyped[k] for k in keys if k in retyped), None)
             if hit is None:
                 new.append(a)
+            elif hit["origin"] == "script-tags" and a.extra.get("origin") != "script-tags":
+                continue  # the script's own tags are never overridden by extraction
             else:
                 matched.setdefault(hit["id"], []).append(a)
         touched: list[int] = []
@@ -85,7 +90,7 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
         for a in new:
             aid = insert_asset(
                 project, name=a.name, asset_type=a.type, description=a.description,
-                metadata=_metadata(a, extractor, model),
+                metadata=_metadata(a, extractor, model), origin=a.extra.get("origin", "extracted"),
                 mentions=[m.model_dump() for m in a.mentions],
             )
             touched.append(aid)
@@ -130,6 +135,10 @@ def _update_from_extraction(project: Project, row: dict, found: list[ExtractedAs
             new_meta[key] = fresh[key]
     if "is_priority" not in user:
         new_meta["is_priority"] = fresh["is_priority"]
+    if "category" not in user:
+        for key in BREAKDOWN_KEYS:
+            if key in fresh:
+                new_meta[key] = fresh[key]
     description = row["description"]
     if "description" not in user and best.description:
         description = best.description

@@ -34,6 +34,11 @@ class AssetView(BaseModel):
     user_fields: list[str]
     extractor: str | None
     model: str | None
+    category: str = "props"
+    # from readiness.assess: ok | missing | failed | off-style | stale | placeholder
+    image_state: str | None = None
+    image_backend: str | None = None  # what made the image key (placeholder, diffusers, api)
+    category_info: dict = {}
 
 
 class MentionView(BaseModel):
@@ -47,7 +52,9 @@ def meta_of(row: dict[str, Any]) -> dict[str, Any]:
     return dict(loads(row["metadata"], {}) or {})
 
 
-def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
+def view(row: dict[str, Any], scenes: list[int], *, state: Any = None) -> AssetView:
+    """One asset as printed; its image state comes from `state` (a readiness.AssetReadiness:
+    readiness.view and readiness.list_views assess it)."""
     meta = meta_of(row)
     return AssetView(
         id=row["id"], name=row["name"], type=row["asset_type"],
@@ -59,6 +66,9 @@ def view(row: dict[str, Any], scenes: list[int]) -> AssetView:
         locked=bool(row["locked"]), origin=row["origin"], stale=bool(row["stale"]),
         user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
         model=meta.get("model"),
+        category=_category(meta, row["asset_type"]), category_info=meta.get("category_info") or {},
+        image_state=None if state is None else state.image_state,
+        image_backend=None if state is None else state.image_backend,
     )
 
 
@@ -67,6 +77,12 @@ def type_error(asset_type: str) -> UsageError:
 
 
 # ---- rows ----------------------------------------------------------------------------------
+
+
+def _category(meta: dict[str, Any], asset_type: str) -> str:
+    from stage5cli.breakdown.categories import default_category, normalize_category
+
+    return normalize_category(meta.get("category")) or default_category(asset_type)
 
 
 def rows(project: Project, *, asset_type: str | None = None) -> list[dict[str, Any]]:
@@ -140,11 +156,16 @@ def asset_view(project: Project, asset_id: int) -> AssetView:
 
 
 def list_views(project: Project, *, asset_type: str | None = None,
-               conflicts_only: bool = False) -> list[AssetView]:
+               conflicts_only: bool = False, states: dict[int, Any] | None = None
+               ) -> list[AssetView]:
+    """The assets as printed; `states` (asset id -> readiness.AssetReadiness) fills in their
+    image state (readiness.list_views passes them)."""
     if asset_type and asset_type not in ASSET_TYPES:
         raise type_error(asset_type)
     scenes = scenes_by_asset(project)
-    out = [view(r, scenes.get(r["id"], [])) for r in rows(project, asset_type=asset_type)]
+    states = states or {}
+    out = [view(r, scenes.get(r["id"], []), state=states.get(r["id"]))
+           for r in rows(project, asset_type=asset_type)]
     return [v for v in out if v.has_conflicts] if conflicts_only else out
 
 

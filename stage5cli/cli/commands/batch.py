@@ -13,8 +13,8 @@ import typer
 from stage5cli.cli.app import JsonOpt, app, print_json
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .batch.runner import BatchEvent
+    from stage5cli.batch import BatchResult
+    from stage5cli.batch.runner import BatchEvent
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "cyan", "queued": "dim",
                 "running": "yellow"}
@@ -171,6 +171,8 @@ def batch(
     image_model: Annotated[str | None, typer.Option("--image-model", help="diffusers: folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
     image_api_base: Annotated[str | None, typer.Option("--image-api-base", help="Base URL of the image API.")] = None,
     lock: Annotated[bool, typer.Option("--lock", help="Run lock-all (the gatekeeper) on each project; needs --generate.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="With --lock: unresolved conflicts fail the script (lock-all --strict).")] = False,
+    allow_placeholder: Annotated[bool, typer.Option("--allow-placeholder", help="With --lock: accept placeholder image keys (lock-all --allow-placeholder).")] = False,
     export: Annotated[list[str] | None, typer.Option("--export", help="json, yaml or html (repeat, or comma-separated); written into each project folder.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Scripts at once, in worker processes (default: CPU count).", show_default=False)] = None,
     llm_concurrency: Annotated[int, typer.Option("--llm-concurrency", help="LLM requests in flight across all workers.")] = 8,
@@ -200,7 +202,8 @@ def batch(
     check_output_file(junit, "--junit")
     opts = BatchOptions(style=style, out=out, model=model, api_base=api_base, generate=generate,
                         backend=backend.strip().lower(), image_model=image_model,
-                        image_api_base=image_api_base, lock=lock, exports=_exports(export),
+                        image_api_base=image_api_base, lock=lock, strict=strict,
+                        allow_placeholder=allow_placeholder, exports=_exports(export),
                         jobs=jobs, llm_concurrency=llm_concurrency, timeout=timeout,
                         force=force, fail_fast=fail_fast, engine=engine.strip().lower(),
                         ray_address=ray_address or None, image_concurrency=image_concurrency)

@@ -63,7 +63,13 @@ def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) ->
     if d.metadata.get("merged_from"):
         con.print(f"[bold]merged from[/] {_e(', '.join(d.metadata['merged_from']))}")
     image = d.image_key_url or "-"
-    con.print(f"[bold]image[/] {_e(image)}{'' if d.image_exists or not d.image_key_url else ' [red](file missing)[/]'}")
+    con.print(f"[bold]image[/] {_e(image)}{'' if d.image_exists or not d.image_key_url else ' [red](file missing)[/]'}"
+              f"   [bold]state[/] {_e(d.image_state or '-')}"
+              f"{' (' + _e(d.image_backend) + ')' if d.image_backend else ''}")
+    sent = next((j.prompt for j in reversed(d.jobs) if j.prompt and j.image_path == d.image_key_url), None)
+    if sent and sent.get("limit"):
+        con.print(f"[bold]prompt[/] {sent.get('count')}/{sent['limit']} {_e(sent.get('unit'))} "
+                  f"({_e(sent.get('encoder'))}); left out: {_e('; '.join(sent.get('dropped') or []) or 'nothing')}")
     t = Table(title=f"Mentions ({len(d.mentions)} in scenes {_e(', '.join(map(str, d.scenes)) or '-')})")
     for col in ("scene", "text", "context"):
         t.add_column(col, overflow="fold")
@@ -169,6 +175,7 @@ def edit(
     add_alias: Annotated[list[str] | None, typer.Option("--add-alias", help="Add an alias (repeatable).")] = None,
     remove_alias: Annotated[list[str] | None, typer.Option("--remove-alias", help="Remove an alias (repeatable).")] = None,
     priority: Annotated[bool | None, typer.Option("--priority/--no-priority", help="Mark as a priority asset, or not.")] = None,
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Breakdown category: cast, background, props, wardrobe, vehicles, sets, ... (stage5 breakdown).")] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Edit an asset's fields; with no field flags, opens $EDITOR on a YAML view of it.
@@ -179,7 +186,16 @@ def edit(
 
     p = open_project_opt(project)
     flags = (name, description, type_, add_alias, remove_alias, priority)
-    if all(f is None or f == [] for f in flags):
+    if category is not None:  # breakdown/edit.py: its own history entry, after the others
+        from stage5cli.breakdown.edit import set_category
+
+        view, changed = (curation.edit(p, asset, name=name, description=description,
+                                       asset_type=type_, add_aliases=add_alias or [],
+                                       remove_aliases=remove_alias or [], is_priority=priority)
+                         if any(f is not None and f != [] for f in flags) else (None, []))
+        view, cat_changed = set_category(p, str(view.id) if view else asset, category)
+        changed = [*changed, *(["category"] if cat_changed else [])]
+    elif all(f is None or f == [] for f in flags):
         view, changed = _edit_in_editor(p, asset)
     else:
         view, changed = curation.edit(p, asset, name=name, description=description,

@@ -111,6 +111,10 @@ def extract(
                       f"cached, {outcome.stats['input_tokens']}+{outcome.stats['output_tokens']} "
                       f"tokens, cost {'unknown' if cost is None else f'${cost:.4f}'}")
         con.print("next: stage5 review, then stage5 generate --all")
+        from rich.markup import escape
+
+        for w in outcome.stats.get("tag_warnings", []):
+            err_console().print(f"[yellow]warning:[/] FDX tags: {escape(w)}", highlight=False)
     if outcome.failures:
         if not json_:
             for f in outcome.failures[:20]:
@@ -139,30 +143,42 @@ def _run_with_progress(p, script, opts, *, quiet: bool):
         return run(p, script, opts, progress=progress)
 
 
+def _image_cell(state: str | None) -> str:
+    """The review table's image column, from readiness.assess."""
+    return {"ok": "✓", "placeholder": "[yellow]placeholder[/]", "stale": "[red]stale[/]",
+            "off-style": "[red]other style[/]", "failed": "[red]failed[/]"}.get(state or "", "")
+
+
 @app.command(rich_help_panel="Script and assets")
 def review(
     type_: Annotated[str | None, typer.Option("--type", "-t", help="character, prop or location.")] = None,
     conflicts: Annotated[bool, typer.Option("--conflicts", help="Only assets with visual conflicts.")] = False,
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Only this breakdown category (cast, props, wardrobe, sets, ...).")] = None,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List the assets: name, type, aliases, scenes, confidence, priority, conflict, image, locked."""
-    from stage5cli.store import list_views
+    """List the assets: name, type, category, aliases, scenes, confidence, priority, conflict, image, locked."""
+    from stage5cli.readiness import list_views
 
     views = list_views(open_project_opt(project), asset_type=type_, conflicts_only=conflicts)
+    if category is not None:
+        from stage5cli.breakdown.categories import parse_category
+
+        wanted = parse_category(category)
+        views = [v for v in views if v.category == wanted]
     if json_:
         print_json([v.model_dump(mode="json") for v in views])
         return
     from rich.table import Table
 
     t = Table(title=f"Assets ({len(views)})")
-    for col in ("id", "name", "type", "aliases", "scenes", "conf.", "prio", "conflict", "image", "locked"):
+    for col in ("id", "name", "type", "category", "aliases", "scenes", "conf.", "prio", "conflict", "image", "locked"):
         t.add_column(col, overflow="fold")
     for v in views:
         scenes = ",".join(map(str, v.scenes[:8])) + ("…" if len(v.scenes) > 8 else "")
-        t.add_row(str(v.id), v.name + (" [dim](stale)[/]" if v.stale else ""), v.type,
+        t.add_row(str(v.id), v.name + (" [dim](stale)[/]" if v.stale else ""), v.type, v.category,
                   ", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else ""), scenes,
                   "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
                   "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
-                  "✓" if v.image_key_url else "", "🔒" if v.locked else "")
+                  _image_cell(v.image_state), "🔒" if v.locked else "")
     console().print(t)

@@ -23,14 +23,16 @@ from stage5cli.cli.app import (
 def generate(
     assets: Annotated[list[str] | None, typer.Argument(metavar="[ASSET]...", help="Assets by name, alias or id.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every unlocked asset (regenerates).")] = False,
-    missing: Annotated[bool, typer.Option("--missing", help="Only assets without an image.")] = False,
+    missing: Annotated[bool, typer.Option("--missing", help="Assets without a current image (none, failed, stale or another style).")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Assets whose last job failed.")] = False,
+    stale: Annotated[bool, typer.Option("--stale", help="Only assets whose image is stale or in another style.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", help="placeholder, diffusers or api.")] = "placeholder",
     model: Annotated[str | None, typer.Option("--model", "-m", help="diffusers: local folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the image API.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, max=200, help="Override the style's steps.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the style's seed.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per API request.")] = 120.0,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=64, help="diffusers: images per pipeline call for same-size assets (default: 1 on CPU, 4 on CUDA).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show count, sizes and estimated cost only.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large or paid batch.")] = False,
     project: ProjectOpt = None,
@@ -45,11 +47,17 @@ def generate(
     p.require_draft("generate images")
     if backend == "diffusers" and not model:
         model = os.environ.get("STAGE5_DIFFUSERS_MODEL") or None
-    be = get_backend(backend, model=model, api_base=api_base, timeout=timeout)
+    if batch_size is not None and backend != "diffusers":
+        from stage5cli.errors import UsageError
+
+        raise UsageError("--batch-size is for --backend diffusers")
+    be = get_backend(backend, model=model, api_base=api_base, timeout=timeout,
+                     **({"batch_size": batch_size} if batch_size else {}))
     if not dry_run:
         be.check()  # a backend that cannot run at all is refused before any job row is made
     jobs.recover_stuck(p)
-    sel = jobs.select(p, assets or [], all_=all_, missing=missing, retry_failed=retry_failed)
+    sel = jobs.select(p, assets or [], all_=all_, missing=missing, retry_failed=retry_failed,
+                      stale=stale)
     plan = jobs.build_requests(p, sel.rows, backend=be, steps=steps, seed=seed)
     est = jobs.estimate(plan)
     for w in sel.warnings:
@@ -65,6 +73,7 @@ def generate(
             console().print(f"dry run: {est['images']} image(s) with {est['backend']} "
                             f"({est['model']}): {sizes}; estimated cost "
                             f"{'unknown' if cost is None else f'${cost:.2f}'}")
+            _print_budget(est["prompt_budget"])
         return
     if not plan.requests:
         if json_:
@@ -89,6 +98,7 @@ def generate(
         console().print(f"generated {len(outcome['done'])} image(s) with {outcome['backend']} "
                         f"({outcome['model']}), {len(outcome['failed'])} failed, cost "
                         f"{'unknown' if cost is None else f'${cost:.2f}'}")
+        _print_budget(jobs.prompt_summary(plan))
     if outcome["failed"]:
         if not json_:
             for f in outcome["failed"][:20]:
@@ -96,6 +106,16 @@ def generate(
         sys.stderr.write(f"error: {len(outcome['failed'])} image(s) failed; "
                          "retry with stage5 generate --retry-failed\n")
         raise typer.Exit(1)
+
+
+def _print_budget(b: dict | None) -> None:
+    """One line: what the prompts were sized for and how many had to leave something out."""
+    if not b or b.get("limit") is None:
+        return
+    how = " (full text: T5 encoder)" if b.get("long_prompt") == "t5" else ""
+    console().print(f"prompts sized for {b['encoder']}{how}: at most {b['largest']} of "
+                    f"{b['limit']} {b['unit']}; {b['with_dropped']} left description or "
+                    "palette words out (stage5 show NAME lists them)", highlight=False)
 
 
 def _generate_with_progress(p, plan, *, quiet: bool):

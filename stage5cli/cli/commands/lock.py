@@ -33,8 +33,10 @@ def unlock(assets: AssetsArg, project: ProjectOpt = None) -> None:
 
 @app.command("lock-all", rich_help_panel="Lock and export")
 def lock_all_cmd(
-    generated: Annotated[bool, typer.Option("--generated", help="Lock every asset that has an image; leave the stage as it is.")] = False,
+    generated: Annotated[bool, typer.Option("--generated", help="Lock every asset that has a current image; leave the stage as it is.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Unresolved conflicts block too.")] = False,
+    allow_placeholder: Annotated[bool, typer.Option("--allow-placeholder", help="Accept placeholder image keys (offline index cards) as signed off.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Lock even with unresolved conflicts, without asking.")] = False,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -43,8 +45,11 @@ def lock_all_cmd(
     from stage5cli.render import render_blockers
 
     p = open_project_opt(project)
+    if not generated and not strict and not yes:
+        yes = _confirm_conflicts(p, allow_placeholder=allow_placeholder, quiet=json_)
     try:
-        result = lock_all(p, generated_only=generated, strict=strict)
+        result = lock_all(p, generated_only=generated, strict=strict,
+                          allow_placeholder=allow_placeholder, accept_conflicts=yes)
     except GateBlocked as e:
         if json_:
             print_json({"locked": [], "stage": p.stage()["status"], "blockers": e.blockers,
@@ -57,6 +62,7 @@ def lock_all_cmd(
         return
     con = console()
     if generated:
+        render_blockers(con, [], result["warnings"])
         con.print(f"locked {len(result['locked'])} generated asset(s); stage 5 is {result['stage']}")
     elif result.get("already"):
         con.print("stage 5 is already locked")
@@ -66,9 +72,38 @@ def lock_all_cmd(
                   f"{p.branch()['name']}; export with stage5 export")
 
 
+def _confirm_conflicts(p, *, allow_placeholder: bool, quiet: bool) -> bool:
+    """Before locking with unresolved conflicts: warn, then ask (a terminal) or refuse (exit 2).
+    True when the user said yes; False when there is nothing to confirm (or something blocks
+    anyway: lock-all then reports the blockers)."""
+    import os
+    import sys
+
+    from stage5cli.errors import UsageError
+    from stage5cli.readiness import assess
+    from stage5cli.render import render_blockers
+
+    if p.stage()["status"] == "locked":
+        return False
+    r = assess(p, allow_placeholder=allow_placeholder)
+    conflicts = [g for g in r.warnings if g.cause == "conflicts"]
+    if r.blockers or not conflicts:
+        return False
+    g = conflicts[0]
+    if not quiet:
+        render_blockers(console(), [], [c.model_dump() for c in conflicts])
+    if not sys.stdin.isatty() and not os.environ.get("STAGE5_ASSUME_TTY"):
+        raise UsageError(f"{g.message} ({', '.join(g.assets[:5])}); locking would freeze them: "
+                         f"resolve first ({g.fix}) or, to lock anyway, pass --yes "
+                         "(not a terminal: pass --yes)")
+    typer.confirm(f"{g.message}; lock stage 5 anyway (they cannot be resolved afterwards)?",
+                  abort=True)
+    return True
+
+
 @app.command("export", rich_help_panel="Lock and export")
 def export_cmd(
-    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml or html (contact sheet).")] = "json",
+    format_: Annotated[str, typer.Option("--format", "-f", help="json, yaml, html (contact sheet), breakdown-csv, breakdown-html or fdx.")] = "json",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (json/yaml; default stdout) or folder (html).")] = None,
     draft: Annotated[bool, typer.Option("--draft", help="Export even though stage 5 is not locked (marked draft).")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of the export and exit.")] = False,

@@ -45,7 +45,7 @@ def status(
     check: Annotated[bool, typer.Option("--check", help="Exit 0 only when stage 5 is locked, else 3.")] = False,
 ) -> None:
     """Branch, locked style, script, asset counts and what blocks stage 5."""
-    from stage5cli.project import status as project_status
+    from stage5cli.readiness import status as project_status
 
     p = open_project_opt(project)
     data = project_status(p)
@@ -57,10 +57,8 @@ def status(
         render_status(console(), data)
     if check and data["status"] != "locked":
         if not json_:
-            reasons = "; ".join(
-                (f"{b['asset']}: " if b["asset"] else "") + f"needs {b['missing']}"
-                for b in data["blockers"][:10]
-            ) or "run stage5 lock-all"
+            reasons = "; ".join(f"{b['message']}: {b['fix']}" for b in data["blockers"][:3]
+                                ) or "run stage5 lock-all"
             sys.stderr.write(f"error: stage 5 is not locked: {reasons}\n")
         raise typer.Exit(3)
 
