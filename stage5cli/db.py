@@ -110,7 +110,7 @@ def describe_error(e: BaseException) -> str:
     low = text.lower()
     code = getattr(e, "sqlite_errorcode", None)
     if code == sqlite3.SQLITE_FULL or "database or disk is full" in low:
-        return f"disk full: the database or disk is full ({text})"
+        return f"disk full ({text})"
     if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in low \
             or "read-only" in low:
         return f"the project database is read-only ({text}); check the permissions of the " \
@@ -118,7 +118,7 @@ def describe_error(e: BaseException) -> str:
     if "locked" in low or "busy" in low:
         return "the project database is busy (another stage5 is writing); try again"
     if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR or "disk i/o error" in low:
-        return f"the disk failed while writing ({text})"
+        return f"the disk failed while writing ({text}): is it full, or over a size limit?"
     if code is not None and code & 0xFF == sqlite3.SQLITE_CANTOPEN:
         return f"cannot open the project database ({text})"
     return f"the project database is damaged or unreadable ({text}); run stage5 doctor"
