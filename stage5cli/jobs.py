@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import store
+from . import files, store
 from .db import atomic, dumps, loads, now
 from .errors import Stage5Error, UsageError
 from .project import Project
@@ -35,9 +35,10 @@ class Selection:
 def recover_stuck(project: Project) -> int:
     """Fail `running` rows whose process is gone (a kill -9) and delete the temp files such a
     process left; returns how many rows."""
+    from .files import require_inside
     from .images.png import remove_stale_temp_files
 
-    remove_stale_temp_files(project.images_dir)
+    remove_stale_temp_files(require_inside(project.root, project.images_dir, "images/"))
     stuck = list(project.db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')"))
     dead = [r["id"] for r in stuck if not owner_alive(r["pid"])]
@@ -232,6 +233,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
     try:
         try:
             project.images_dir.mkdir(parents=True, exist_ok=True)
+            files.require_inside(project.root, project.images_dir, "images/")
         except OSError as e:
             raise Stage5Error(f"cannot write images to {project.images_dir}: {e.strerror or e}") from None
         backend.check()

@@ -395,6 +395,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
     if new_name.lower() != row["name"].lower() and row["name"].lower() not in taken:
         aliases.append(row["name"])
     project.images_dir.mkdir(parents=True, exist_ok=True)
+    files.require_inside(project.root, project.images_dir, "images/")
     fname = f"lib{row['id']}-{row['image_sha256'][:12]}{src.suffix.lower() or '.png'}"
     rel = f"images/{fname}"
     dst = project.root / rel

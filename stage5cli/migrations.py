@@ -286,7 +286,8 @@ def preflight(path: Path, *, known: list[str], label: str, allow_empty: bool = F
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
         try:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if names and TABLE not in names:
+            if (names or not allow_empty) and TABLE not in names:
+                # (an empty SQLite file is foreign too: stage5 never leaves one as a project)
                 raise UsageError(f"{path} is a SQLite database but not a stage5 {label}")
             if TABLE in names:
                 done = [r[0] for r in conn.execute(f"SELECT name FROM {TABLE} ORDER BY id")]

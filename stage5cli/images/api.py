@@ -21,6 +21,7 @@ import math
 import os
 import re
 import time
+import warnings
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -77,6 +78,10 @@ def _litellm():
     import litellm
 
     litellm.suppress_debug_info = True
+    # A malformed answer makes litellm's pydantic models warn on stderr (several lines, per
+    # field); the job error already says what was wrong, in one line.
+    warnings.filterwarnings("ignore", message=r"(?s).*Pydantic serializer warnings",
+                            category=UserWarning)
     return litellm
 
 
@@ -156,7 +161,11 @@ _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception\
 
 
 def _message(exc: BaseException) -> str:
-    return _LITELLM_PREFIX.sub("", " ".join(str(exc).split()), count=1)
+    """The provider's message in one line: litellm's prefix off, and never a traceback that
+    litellm pastes into some messages ("Invalid response object Traceback ...")."""
+    text = str(exc).split("Traceback (most recent call last)", 1)[0]
+    return _LITELLM_PREFIX.sub("", " ".join(text.split()), count=1).rstrip(" :") or \
+        exc.__class__.__name__
 
 
 class ApiBackend(ImageBackend):

@@ -403,7 +403,7 @@ def _quote(name: str) -> str:
 
 @app.command(rich_help_panel="History")
 def history(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many events, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many events, newest first.")] = 20,
     all_branches: Annotated[bool, typer.Option("--all-branches", help="Events of every branch.")] = False,
     project: ProjectOpt = None,
     json_: JsonOpt = False,

@@ -18,7 +18,7 @@ from stage5cli.cli.app import (
     print_json,
 )
 
-MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, help="Refuse scripts larger than this many bytes.")]
+MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, max=1 << 30, help="Refuse scripts larger than this many bytes.")]
 
 
 @app.command(rich_help_panel="Script and assets")
@@ -60,8 +60,8 @@ def extract(
         "else the offline built-in extractor.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once.")] = 8,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per LLM request.")] = 60.0,
-    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per LLM request.")] = 60.0,
+    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, max=1_000_000, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached LLM answers.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, tokens and cost; call nothing.")] = False,
     max_size: MaxSizeOpt = 10_000_000,

@@ -30,8 +30,8 @@ def generate(
     model: Annotated[str | None, typer.Option("--model", "-m", help="diffusers: local folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the image API.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, max=200, help="Override the style's steps.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the style's seed.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per API request.")] = 120.0,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the style's seed.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per API request.")] = 120.0,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=64, help="diffusers: images per pipeline call for same-size assets (default: 1 on CPU, 4 on CUDA).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show count, sizes and estimated cost only.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large or paid batch.")] = False,
@@ -138,7 +138,7 @@ def _generate_with_progress(p, plan, *, quiet: bool):
 @app.command("jobs", rich_help_panel="Images")
 def jobs_cmd(
     status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent N jobs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000, help="Most recent N jobs.")] = 50,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
