@@ -16,7 +16,9 @@ from typing import Any
 
 from stage5cli.errors import UsageError
 from stage5cli.project import Project
-from stage5cli.store import save_extraction
+from stage5cli.models import ExtractedAsset
+from stage5cli.secrets import scrub
+from stage5cli.store import save_extraction, started_on
 
 from .base import MAX_SCRIPT_BYTES, ExtractionResult, LLMOptions
 from .registry import for_options
@@ -60,21 +62,53 @@ def plan(project: Project, script: Path, opts: LLMOptions) -> dict[str, Any]:
     return {**base, **extractor.plan(sp, style_name=capsule.name)}
 
 
+def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True
+             ) -> list[ExtractedAsset]:
+    """Every text a provider gave (names, aliases, descriptions, conflict text, mentions)
+    through secrets.scrub before it is stored or printed; names that are a bare number (which
+    would read as an asset id) are dropped."""
+    from stage5cli.store.names import is_id_like
+
+    out = []
+    for a in assets:
+        if not from_provider:  # the built-in extractor: only the script's own words
+            if not is_id_like(a.name):
+                out.append(a)
+            continue
+        name = scrub(a.name)
+        if is_id_like(name):
+            continue
+        mentions = [m.model_copy(update={"text": scrub(m.text), "context": scrub(m.context)})
+                    for m in a.mentions]
+        out.append(a.model_copy(update={
+            "name": name, "description": scrub(a.description),
+            "aliases": [x for x in (scrub(al) for al in a.aliases) if not is_id_like(x)],
+            "conflict_details": scrub(a.conflict_details) if a.conflict_details else
+            a.conflict_details,
+            "mentions": mentions}))
+    return out
+
+
 def run(project: Project, script: Path, opts: LLMOptions,
         progress: Callable[[str, int, int], None] | None = None) -> ExtractOutcome:
     _, capsule = project.require_style()
     project.require_draft("extract")
+    started = started_on(project)  # a model run takes minutes: save only into this branch/style
     sp = read_script(script, opts.max_bytes)
     extractor = for_options(opts)
     result = extractor.extract(sp, db=project.db, style_name=capsule.name, progress=progress)
     from stage5cli.breakdown.categories import finish_extraction
 
-    extracted = finish_extraction(result.assets, sp)  # the script's own tags, then categories
+    extracted = finish_extraction(
+        scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)  # the script's tags, categories
     result.assets = extracted
     result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
+    result.failures = [scrub(f) for f in result.failures]
+    # a run with a failed pass did not look at everything: it marks nothing stale
     report = save_extraction(project, extracted, extractor=extractor.extractor_id,
                              model=extractor.model, script_path=str(script),
-                             script_sha256=sp.source.sha256)
+                             script_sha256=sp.source.sha256, mark_stale=not result.failures,
+                             started=started)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}
     return ExtractOutcome(report=report, extractor=extractor.extractor_id, model=extractor.model,
                           counts=counts, result=result)
