@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from stage5cli.errors import UsageError
-from stage5cli.project import Project
 from stage5cli.models import ExtractedAsset
+from stage5cli.project import Project
 from stage5cli.secrets import scrub
 from stage5cli.store import save_extraction, started_on
 
