@@ -9,12 +9,20 @@ process, and a long-running command refuses to save after the branch was switche
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.fake_llm import FakeLLM
+from tests.loopback import LoopbackServer, Reply
 from tests.race_workers import worker
 
 pytestmark = pytest.mark.slow
@@ -83,3 +91,86 @@ def test_two_library_uses_at_once_add_the_asset_once(styled, cli, tmp_path):
         [(n,)] = _one(db, "SELECT count(*) FROM project_assets WHERE name = 'SHARED LAMP'")
         assert n == 1, f"try {i}: the library asset was added {n} times"
     assert any(r[2].startswith("refused: the project already has") for r in results)
+
+
+# ---- a command still running in another process ------------------------------------------
+
+STAGE5 = [sys.executable, "-m", "stage5cli"]
+
+
+def _wait_for(pred, what: str, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while not pred():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+@dataclass
+class GatedLLM(FakeLLM):
+    """FakeLLM whose answers wait until the test opens the gate."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, req):
+        self.gate.wait(120)
+        return super().__call__(req)
+
+
+def _png_reply(req) -> Reply:
+    import base64
+    import io
+
+    from PIL import Image
+
+    w, h = (int(x) for x in req.json["size"].split("x"))
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (90, 90, 90)).save(buf, format="PNG")
+    return Reply(200, {"created": 1, "data": [{"b64_json": base64.b64encode(buf.getvalue()).decode()}]})
+
+
+def test_undo_refuses_a_generate_still_running_in_another_process(styled, cli):
+    assert cli("add", "OLD LAMP", "--type", "prop", "-p", styled).exit_code == 0
+    gate = threading.Event()
+
+    def responder(req):
+        gate.wait(120)
+        return _png_reply(req)
+
+    with LoopbackServer(responder) as server:
+        proc = subprocess.Popen(
+            [*STAGE5, "generate", "OLD LAMP", "--backend", "api", "--model", "openai/test-image",
+             "--api-base", server.url + "/v1", "--yes", "-p", str(styled)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        try:
+            _wait_for(lambda: server.requests or proc.poll() is not None, "the image request")
+            r = cli("undo", "--yes", "-p", styled)
+        finally:
+            gate.set()
+            out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert r.exit_code == 3
+    assert f"a generate is still running (pid {proc.pid})" in r.stderr
+    # the generate finished and kept its image and job rows; now undo is allowed
+    db = styled / "stage5.db"
+    assert _one(db, "SELECT status FROM image_generation_jobs") == [("done",)]
+    assert cli("undo", "--yes", "-p", styled).exit_code == 0
+
+
+def test_extract_refuses_to_save_into_a_branch_switched_to_meanwhile(styled, cli, tmp_path):
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. KITCHEN - NIGHT\n\nMARA lights the BRASS LANTERN.\n\nMARA\nStay.\n")
+    with GatedLLM() as llm:
+        proc = subprocess.Popen(
+            [*STAGE5, "extract", str(script), "--model", "openai/fake-model", "--api-base",
+             llm.api_base, "-p", str(styled)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        try:
+            _wait_for(lambda: llm.server.requests or proc.poll() is not None, "the LLM request")
+            r = cli("branch", "create", "other", "-p", styled)
+        finally:
+            llm.gate.set()
+            out, err = proc.communicate(timeout=120)
+    assert r.exit_code == 0, r.output
+    assert proc.returncode == 3, err
+    assert "the active branch changed from 'main' to 'other'" in err
+    assert _one(styled / "stage5.db", "SELECT count(*) FROM project_assets") == [(0,)]
