@@ -310,7 +310,7 @@ class Caller:
                 "INSERT INTO llm_calls (cache_key, model, purpose, request, response, error, "
                 "input_tokens, output_tokens, cost_usd, latency_ms, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, self.s.model, purpose, dumps(request),
+                [key, self.s.model, purpose, scrub(dumps(request)),
                  scrub(response) if response is not None else None,
                  scrub(error) if error else None, usage[0], usage[1], cost, latency_ms, now()],
             )
