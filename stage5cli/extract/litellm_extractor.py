@@ -231,8 +231,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
             tick("pass1", done, len(chunks))
 
     found = await _all(caller, [one_chunk(c) for c in chunks])
-    from stage5cli.extract.service import scrubbed
-    from stage5cli.store.extracted import cap
+    from stage5cli.store.extracted import cap, scrubbed
 
     # scrubbed and capped (aliases, mentions) before pass 2: its prompt never carries a key a
     # server echoed, and stays bounded whatever pass 1 said

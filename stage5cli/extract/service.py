@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from stage5cli.errors import UsageError
-from stage5cli.models import ExtractedAsset
 from stage5cli.project import Project
 from stage5cli.secrets import scrub
 from stage5cli.store import save_extraction, started_on
+from stage5cli.store.extracted import scrubbed
 
 from .base import MAX_SCRIPT_BYTES, ExtractionResult, LLMOptions
 from .registry import for_options
@@ -62,33 +62,6 @@ def plan(project: Project, script: Path, opts: LLMOptions) -> dict[str, Any]:
     return {**base, **extractor.plan(sp, style_name=capsule.name)}
 
 
-def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True
-             ) -> list[ExtractedAsset]:
-    """Every text a provider gave (names, aliases, descriptions, conflict text, mentions)
-    through secrets.scrub before it is stored or printed; names that are a bare number (which
-    would read as an asset id) are dropped."""
-    from stage5cli.store.names import is_id_like
-
-    out = []
-    for a in assets:
-        if not from_provider:  # the built-in extractor: only the script's own words
-            if not is_id_like(a.name):
-                out.append(a)
-            continue
-        name = scrub(a.name)
-        if is_id_like(name):
-            continue
-        mentions = [m.model_copy(update={"text": scrub(m.text), "context": scrub(m.context)})
-                    for m in a.mentions]
-        out.append(a.model_copy(update={
-            "name": name, "description": scrub(a.description),
-            "aliases": [x for x in (scrub(al) for al in a.aliases) if not is_id_like(x)],
-            "conflict_details": scrub(a.conflict_details) if a.conflict_details else
-            a.conflict_details,
-            "mentions": mentions}))
-    return out
-
-
 def run(project: Project, script: Path, opts: LLMOptions,
         progress: Callable[[str, int, int], None] | None = None) -> ExtractOutcome:
     _, capsule = project.require_style()
@@ -100,7 +73,7 @@ def run(project: Project, script: Path, opts: LLMOptions,
     from stage5cli.breakdown.categories import finish_extraction
 
     extracted = finish_extraction(
-        scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)  # the script's tags, categories
+        scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)
     result.assets = extracted
     result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
     result.failures = [scrub(f) for f in result.failures]

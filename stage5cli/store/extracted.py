@@ -80,6 +80,35 @@ def cap(assets: list[ExtractedAsset]) -> list[ExtractedAsset]:
     return assets
 
 
+def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True
+             ) -> list[ExtractedAsset]:
+    """Every text a provider gave (names, aliases, descriptions, conflict text, mentions)
+    through secrets.scrub before it is stored or printed; names that are a bare number (which
+    would read as an asset id) are dropped."""
+    from stage5cli.secrets import scrub
+
+    from .names import is_id_like
+
+    out = []
+    for a in assets:
+        if not from_provider:  # the built-in extractor: only the script's own words
+            if not is_id_like(a.name):
+                out.append(a)
+            continue
+        name = scrub(a.name)
+        if is_id_like(name):
+            continue
+        mentions = [m.model_copy(update={"text": scrub(m.text), "context": scrub(m.context)})
+                    for m in a.mentions]
+        out.append(a.model_copy(update={
+            "name": name, "description": scrub(a.description),
+            "aliases": [x for x in (scrub(al) for al in a.aliases) if not is_id_like(x)],
+            "conflict_details": scrub(a.conflict_details) if a.conflict_details else
+            a.conflict_details,
+            "mentions": mentions}))
+    return out
+
+
 def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extractor: str,
                     model: str | None, script_path: str, script_sha256: str,
                     mark_stale: bool = True,
