@@ -197,7 +197,7 @@ def _llm_case(styled, cli, monkeypatch, **switches):
 
 @pytest.mark.parametrize("switches, code, says", [
     ({"garbage": True}, 1, "failed"),
-    ({"auth_error": True}, 2, "OPENAI_API_KEY"),
+    ({"auth_error": True}, 2, "STAGE5_API_KEY"),  # an --api-base server: never OPENAI_API_KEY
     ({"not_found": True}, 1, "not found"),
     ({"server_error_first": 99}, 1, "failed"),
     ({"rate_limit_first": 99, "retry_after": "0"}, 1, "failed"),
