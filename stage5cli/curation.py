@@ -446,7 +446,7 @@ def load_script(project: Project, asset: ExtractedAsset):
 
 
 def describe(project: Project, ref: str, *, model: str | None = None, api_base: str | None = None,
-             instructions: str | None = None) -> tuple[str, store.AssetView, bool]:
+             instructions: str | None = None, api_key_env: str | None = None) -> tuple[str, store.AssetView, bool]:
     """Regenerate one description (pass 2 for one asset).
 
     Returns (old description, the asset now, whether it changed); an unchanged description
@@ -457,7 +457,7 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     """
     from .extract.registry import resolve
 
-    extractor = resolve(model, api_base=api_base)
+    extractor = resolve(model, api_base=api_base, api_key_env=api_key_env)
     model = extractor.model
     project.require_draft("describe assets")
     _, capsule = project.require_style()
@@ -467,7 +467,9 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     result = extractor.distill(asset, db=project.db, style_name=capsule.name,
                                script=lambda: load_script(project, asset),
                                instructions=instructions)
-    text = store.check_description(result.description)
+    from .secrets import scrub
+
+    text = store.check_description(scrub(result.description))  # a provider's words, scrubbed
     if not text:
         raise Stage5Error(f"the {extractor.noun} returned an empty "
                           f"description for {row['name']}; nothing changed")

@@ -170,6 +170,22 @@ def _changed_since(project: Project, payload: dict[str, Any]) -> str | None:
     return None
 
 
+def _generating(project: Project, ids: list[int]) -> int | None:
+    """The pid of another live process with image jobs for these assets still pending or
+    running (read inside undo's transaction), or None."""
+    from .jobs import owner_alive
+
+    if not ids:
+        return None
+    marks = ",".join("?" * len(ids))
+    for (pid,) in project.db.execute(
+            f"SELECT DISTINCT pid FROM image_generation_jobs WHERE status IN ('pending', "
+            f"'running') AND asset_id IN ({marks})", ids).fetchall():
+        if owner_alive(pid):
+            return pid
+    return None
+
+
 def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> None:
     command = event["command"]
     why = why_not(project, event, payload)
@@ -182,6 +198,10 @@ def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> 
     if "before" not in payload:
         return
     touched = list(payload.get("touched", []))
+    busy = _generating(project, touched)
+    if busy:
+        raise BlockedError(f"cannot undo {command} (event {event['id']}): a generate is still "
+                           f"running (pid {busy}); wait for it to finish, or stop it, then undo")
     ids = sorted(set(touched) | {a["id"] for a in payload["before"].get("assets", [])})
     for r in store.by_ids(project, ids):
         if r["branch_id"] != event["branch_id"]:

@@ -197,6 +197,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
     from .images.png import a1111_parameters, write_png
 
     project.require_draft("generate images")
+    started = store.started_on(project)  # images are saved only while this is still so
     backend = plan.backend
     model = backend.model_name()
     ids = [r.asset_id for r in plan.requests]
@@ -216,7 +217,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
             }).last_pk
         project.record_event(command, {
             "summary": {"images": len(plan.requests), "backend": backend.backend_id},
-            "before": before, "touched": ids,
+            "before": before, "touched": ids, "pid": os.getpid(),
         })
     done: list[str] = []
     failed: list[dict[str, str]] = []
@@ -261,6 +262,11 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                 else:
                     info = {**result.info, "sha256": sha}
                     with atomic(project.db):
+                        try:
+                            store.check_started_on(project, started, "generate")
+                        except store.MovedOn:
+                            (project.root / rel).unlink(missing_ok=True)  # ours, just written
+                            raise
                         project.db.execute(
                             "UPDATE image_generation_jobs SET status = 'done', image_path = ?, "
                             "cost_usd = ?, metadata = ?, finished_at = ?, "

@@ -104,6 +104,15 @@ CASES = [
     Case("edit-huge-description", lambda r, c: (_assets(r, c), ["edit", "MARA", "--description", "x" * 5000])[1], 2, "at most"),
     Case("merge-into-itself", lambda r, c: (_assets(r, c), ["merge", "MARA", "mara", "--yes"])[1], 2, "itself"),
     Case("merge-locked", lambda r, c: (_assets(r, c), c("lock", "BRASS TELESCOPE", "-p", r), ["merge", "MARA", "BRASS TELESCOPE", "--yes", "--force"])[2], 3, "locked"),
+    Case("show-superscript-digit", lambda r, c: (_assets(r, c), ["show", "²"])[1], 2, "no asset named '²'"),
+    Case("show-empty-ref", lambda r, c: (_assets(r, c), ["show", "  "])[1], 2, "cannot be empty"),
+    Case("show-control-chars", lambda r, c: (_assets(r, c), ["show", "MA\x1b[2JRA"])[1], 2, "control characters"),
+    Case("show-bad-id-form", lambda r, c: (_assets(r, c), ["show", "#x1"])[1], 2, "is not an asset id"),
+    Case("show-unknown-id", lambda r, c: (_assets(r, c), ["show", "id:999"])[1], 2, "no asset with id 999"),
+    Case("remove-unknown-number", lambda r, c: (_assets(r, c), ["remove", "999", "--yes"])[1], 2, "no asset with id 999"),
+    Case("add-bare-number-name", lambda r, c: ["add", "1", "--type", "prop"], 2, "cannot be a bare number"),
+    Case("add-hash-number-name", lambda r, c: ["add", "#12", "--type", "prop"], 2, "cannot be a bare number"),
+    Case("edit-rename-to-number", lambda r, c: (_assets(r, c), ["edit", "MARA", "--name", "7"])[1], 2, "cannot be a bare number"),
     Case("add-duplicate", lambda r, c: (_assets(r, c), ["add", "mara", "--type", "character"])[1], 2, "MARA"),
     Case("undo-nothing", lambda r, c: ["undo", "--yes"], 2, "nothing to undo", styled=False),
     # ---- generation, locking, export ------------------------------------------------------
@@ -208,7 +217,7 @@ def _llm_case(styled, cli, monkeypatch, **switches):
 
 @pytest.mark.parametrize("switches, code, says", [
     ({"garbage": True}, 1, "failed"),
-    ({"auth_error": True}, 2, "OPENAI_API_KEY"),
+    ({"auth_error": True}, 2, "STAGE5_API_KEY"),  # an --api-base server: never OPENAI_API_KEY
     ({"not_found": True}, 1, "not found"),
     ({"server_error_first": 99}, 1, "failed"),
     ({"rate_limit_first": 99, "retry_after": "0"}, 1, "failed"),

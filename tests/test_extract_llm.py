@@ -283,7 +283,8 @@ def test_a_model_that_only_answers_garbage_fails_cleanly(db):
     assert all(f.startswith("pass 1, chunk ") for f in report.failures)
 
 
-def test_api_key_never_reaches_the_database(db, tmp_path):
+def test_api_key_never_reaches_the_database(db, tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGE5_API_KEY", KEY)  # the key named for an --api-base server
     with FakeLLM() as llm:
         run_extract_llm(sample_screenplay(4), db, settings(llm), style_name=STYLE)
         assert llm.requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was really used
@@ -292,7 +293,7 @@ def test_api_key_never_reaches_the_database(db, tmp_path):
     migrations.migrate(db2)
     with FakeLLM(auth_error=True) as llm, pytest.raises(Stage5Error) as err:
         run_extract_llm(sample_screenplay(4), db2, settings(llm), style_name=STYLE)
-    assert KEY not in str(err.value) and "OPENAI_API_KEY" in str(err.value)
+    assert KEY not in str(err.value) and "STAGE5_API_KEY" in str(err.value)
     assert "\n" not in str(err.value)
     assert any("Incorrect API key" in (r["error"] or "") for r in calls(db2))
     for d in (db, db2):
@@ -302,6 +303,25 @@ def test_api_key_never_reaches_the_database(db, tmp_path):
     for p in files:
         data = p.read_bytes()
         assert KEY.encode() not in data and KEY[3:].encode() not in data
+
+
+def test_provider_default_key_is_never_sent_to_another_api_base(db, monkeypatch):
+    """OPENAI_API_KEY (set by the autouse fixture) goes to no --api-base server; a key goes
+    there only when named: $STAGE5_API_KEY, or --api-key-env VAR."""
+    monkeypatch.delenv("STAGE5_API_KEY", raising=False)
+    with FakeLLM() as llm:
+        run_extract_llm(sample_screenplay(2), db, settings(llm), style_name=STYLE)
+        sent = {r.headers.get("authorization") for r in llm.requests}
+    assert sent and f"Bearer {KEY}" not in sent
+    monkeypatch.setenv("MY_LOCAL_KEY", "local-key-value-42")
+    with FakeLLM() as llm:
+        run_extract_llm(sample_screenplay(3), db, settings(llm, api_key_env="MY_LOCAL_KEY",
+                                                           use_cache=False), style_name=STYLE)
+        sent = {r.headers.get("authorization") for r in llm.requests}
+    assert sent == {"Bearer local-key-value-42"}
+    with pytest.raises(UsageError, match="--api-key-env NOT_SET_VAR"):
+        run_extract_llm(sample_screenplay(2), db, settings(llm, api_key_env="NOT_SET_VAR"),
+                        style_name=STYLE)
 
 
 def test_scrub_removes_key_shapes_and_env_values(monkeypatch):

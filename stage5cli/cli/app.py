@@ -115,6 +115,9 @@ ProjectOpt = Annotated[
                  show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(
+    "--api-key-env", metavar="VAR", help="Send the API key in $VAR (a server given with "
+    "--api-base gets only $STAGE5_API_KEY or this, never the provider's default key).")]
 
 
 # ---- output helpers ------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class LLMOptions(BaseModel):
 
     model: str | None = None
     api_base: str | None = None
+    api_key_env: str | None = None  # --api-key-env: the variable whose key is sent (secrets.py)
     concurrency: int = 8
     timeout: float = 60.0
     chunk_tokens: int = 6000

@@ -231,7 +231,12 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
             tick("pass1", done, len(chunks))
 
     found = await _all(caller, [one_chunk(c) for c in chunks])
-    merged = [bound_contexts(a) for a in merge_assets(a for batch in found for a in batch)]
+    from stage5cli.store.extracted import cap, scrubbed
+
+    # scrubbed and capped (aliases, mentions) before pass 2: its prompt never carries a key a
+    # server echoed, and stays bounded whatever pass 1 said
+    merged = [bound_contexts(a) for a in
+              cap(scrubbed(merge_assets(a for batch in found for a in batch)))]
 
     done = 0
     tick("pass2", 0, len(merged))

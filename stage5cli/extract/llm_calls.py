@@ -12,7 +12,8 @@ Used by the extractor's two passes, by `describe` and by `conflicts --suggest`.
   a 5xx caused by a missing key, and sets the global `litellm.num_retries = None` while doing
   it. Here: 429/5xx/timeouts/connection errors only, exponential backoff with jitter, honouring
   Retry-After (capped), at most `max_retries` retries, the semaphore released while waiting.
-- Keys come only from litellm's environment variables. Error text is scrubbed of anything
+- Keys: a server given with api_base gets $STAGE5_API_KEY or the variable named by api_key_env,
+  never the provider's default variable (secrets.api_key_for). Error text is scrubbed of anything
   key-like before it is logged, stored or raised.
 """
 
@@ -37,11 +38,11 @@ import sqlite_utils
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
 from stage5cli.extract.base import LLMOptions
-from stage5cli.secrets import scrub
+from stage5cli.secrets import KEY_ENV, NO_KEY, api_key_for, scrub
 
 T = TypeVar("T")
 RESPONSE_FORMAT = {"type": "json_object"}
-PLACEHOLDER_KEY = "stage5-no-key"  # sent to a keyless local server (api_base) only
+PLACEHOLDER_KEY = NO_KEY  # sent to a keyless local server (api_base) only
 MAX_RETRY_AFTER = 30.0
 MAX_BACKOFF = 20.0
 
@@ -165,7 +166,9 @@ def _fatal(e: BaseException, settings: LLMOptions, used_placeholder: bool) -> St
     msg = _provider_message(e)
     text = str(e).lower()
     if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError) or "missing credentials" in text:
-        var = " or ".join(key_variables(settings.model))
+        var = (settings.api_key_env if settings.api_key_env
+               else f"{KEY_ENV} (or name a variable with --api-key-env VAR)"
+               if settings.api_base else " or ".join(key_variables(settings.model)))
         where = f"the server at {settings.api_base}" if settings.api_base else settings.model
         if used_placeholder or "missing credentials" in text:
             return UsageError(f"{where} needs an API key: set {var} ({msg})")
@@ -275,15 +278,16 @@ class Caller:
         except Exception as e:
             fatal = _fatal(e, self.s, False)
             raise fatal or UsageError(f"unknown model {self.s.model!r}: {_provider_message(e)}") from None
+        # a key only where the user named one for it (never OPENAI_API_KEY to any --api-base)
+        self.api_key = api_key_for(self.s.api_base, self.s.api_key_env)
+        if self.api_key is not None:
+            return
         try:
             env = litellm.validate_environment(self.s.model)
         except Exception:
             return
         missing = [k for k in env.get("missing_keys") or [] if k.endswith("_API_KEY")]
         if env.get("keys_in_environment") or not missing:
-            return
-        if self.s.api_base:
-            self.api_key = PLACEHOLDER_KEY  # a local server usually needs none; a 401 names the variable
             return
         raise UsageError(f"no API key for {self.s.model}: set {' or '.join(missing)}")
 
@@ -306,7 +310,7 @@ class Caller:
                 "INSERT INTO llm_calls (cache_key, model, purpose, request, response, error, "
                 "input_tokens, output_tokens, cost_usd, latency_ms, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, self.s.model, purpose, dumps(request),
+                [key, self.s.model, purpose, scrub(dumps(request)),
                  scrub(response) if response is not None else None,
                  scrub(error) if error else None, usage[0], usage[1], cost, latency_ms, now()],
             )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, app, print_json
+from stage5cli.cli.app import ApiKeyEnvOpt, JsonOpt, app, print_json
 
 if TYPE_CHECKING:
     from stage5cli.batch import BatchResult
@@ -165,6 +165,7 @@ def batch(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the projects: one OUT/<script-stem>/ per script.", show_default=False)],
     model: Annotated[str | None, typer.Option("--model", "-m", help="LLM for extraction (default $STAGE5_MODEL, else the built-in extractor).")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the LLM API.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     timeout: Annotated[float, typer.Option("--timeout", max=3600, help="Seconds per LLM request.")] = 60.0,
     generate: Annotated[bool, typer.Option("--generate", help="Generate an image key per asset.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Image backend: placeholder, diffusers or api.")] = "placeholder",
@@ -199,8 +200,13 @@ def batch(
     )
 
     check_output_file(report, "--report")
+    if api_key_env is not None:  # a variable that is not set: exit 2 before any worker starts
+        from stage5cli.secrets import api_key_for
+
+        api_key_for(api_base, api_key_env)
     check_output_file(junit, "--junit")
-    opts = BatchOptions(style=style, out=out, model=model, api_base=api_base, generate=generate,
+    opts = BatchOptions(style=style, out=out, model=model, api_base=api_base, api_key_env=api_key_env,
+                        generate=generate,
                         backend=backend.strip().lower(), image_model=image_model,
                         image_api_base=image_api_base, lock=lock, strict=strict,
                         allow_placeholder=allow_placeholder, exports=_exports(export),

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
+from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    open_project_opt,
+    print_json,
+)
 
 AssetArg = Annotated[str, typer.Argument(metavar="ASSET", help="Asset id, name or alias (case-insensitive).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -217,6 +225,7 @@ def describe(
         "--model", "-m", help="litellm model (default $STAGE5_MODEL; without one, the built-in "
         "offline pass 2).")] = None,
     api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     instructions: Annotated[str | None, typer.Option(
         "--instructions", "-i", help="Extra guidance for the model, e.g. 'she is in her sixties'.")] = None,
     project: ProjectOpt = None,
@@ -227,7 +236,8 @@ def describe(
     from stage5cli import curation
 
     old, view, changed = curation.describe(open_project_opt(project), asset, model=model,
-                                           api_base=api_base, instructions=instructions)
+                                           api_base=api_base, instructions=instructions,
+                                           api_key_env=api_key_env)
     if not changed:
         console().print(f"{_e(view.name)}: the regenerated description is the same; nothing changed")
         return
@@ -336,6 +346,7 @@ def conflicts(
     resolve: Annotated[str | None, typer.Option("--resolve", metavar="TEXT", help="Your own resolution: the new description.")] = None,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -375,14 +386,15 @@ def conflicts(
             console().print(f"resolved {_brief(view)} with your description (undo with stage5 undo)")
         return
     if apply:
-        s, view = conflict_ops.apply_suggestion(p, asset, model=model, api_base=api_base)
+        s, view = conflict_ops.apply_suggestion(p, asset, model=model, api_base=api_base,
+                                                api_key_env=api_key_env)
         if json_:
             print_json({"suggestion": s.model_dump(mode="json"), "asset": view.model_dump(mode="json")})
         else:
             _render_suggestion(s)
             console().print(f"applied to {_brief(view)} (undo with stage5 undo)")
         return
-    s = conflict_ops.suggest(p, asset, model=model, api_base=api_base)
+    s = conflict_ops.suggest(p, asset, model=model, api_base=api_base, api_key_env=api_key_env)
     if json_:
         print_json(s.model_dump(mode="json"))
         return

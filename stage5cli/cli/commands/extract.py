@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
     JsonOpt,
     ProjectOpt,
     app,
@@ -59,6 +60,7 @@ def extract(
         "--model", "-m", help="litellm model (e.g. openai/gpt-4o-mini); default $STAGE5_MODEL, "
         "else the offline built-in extractor.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once.")] = 8,
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per LLM request.")] = 60.0,
     chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, max=1_000_000, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
@@ -74,7 +76,8 @@ def extract(
     from stage5cli.extract.service import plan
 
     p = open_project_opt(project)
-    opts = LLMOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+    opts = LLMOptions(model=resolve_model(model), api_base=api_base, api_key_env=api_key_env,
+                      concurrency=concurrency,
                       timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
                       max_bytes=max_size)
     if dry_run:

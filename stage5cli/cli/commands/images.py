@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
     JsonOpt,
     ProjectOpt,
     app,
@@ -29,6 +30,7 @@ def generate(
     backend: Annotated[str, typer.Option("--backend", "-b", help="placeholder, diffusers or api.")] = "placeholder",
     model: Annotated[str | None, typer.Option("--model", "-m", help="diffusers: local folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the image API.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, max=200, help="Override the style's steps.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the style's seed.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per API request.")] = 120.0,
@@ -51,7 +53,12 @@ def generate(
         from stage5cli.errors import UsageError
 
         raise UsageError("--batch-size is for --backend diffusers")
+    if api_key_env is not None and backend != "api":
+        from stage5cli.errors import UsageError
+
+        raise UsageError("--api-key-env is for --backend api")
     be = get_backend(backend, model=model, api_base=api_base, timeout=timeout,
+                     api_key_env=api_key_env,
                      **({"batch_size": batch_size} if batch_size else {}))
     if not dry_run:
         be.check()  # a backend that cannot run at all is refused before any job row is made
