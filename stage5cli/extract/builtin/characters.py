@@ -30,7 +30,7 @@ from .lexicon import (
     is_plural_person,
     singular,
 )
-from .text import CapsSpan, Index, in_quotes, sentences
+from .text import WINDOW, CapsSpan, Index, in_quotes
 
 # a group that speaks this many times is kept as a character ("unless they speak a lot")
 GROUP_MIN_LINES = 5
@@ -451,8 +451,8 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
 
 
 def caps_neighbour(text: str, start: int, end: int) -> bool:
-    before = text[:start].rstrip().split(" ")[-1:] or [""]
-    after = text[end:].lstrip().split(" ")[:1] or [""]
+    before = text[max(0, start - WINDOW) : start].rstrip().split(" ")[-1:] or [""]
+    after = text[end : end + WINDOW].lstrip().split(" ")[:1] or [""]
     for w in (before[0], after[0]):
         w = w.strip(",.;:!?\"'()")
         if len(w) > 1 and w.isupper() and w not in DETERMINERS:
@@ -461,11 +461,9 @@ def caps_neighbour(text: str, start: int, end: int) -> bool:
 
 
 def _sentence_at(index: Index, para: int, pos: int) -> str:
-    text = index.paragraphs[para].text
-    offset = 0
-    for s in sentences(text):
-        at = text.find(s, offset)
+    for at, s in index.sentence_spans(para):
         if at <= pos < at + len(s) + 1:
             return s[:240]
-        offset = max(offset, at)
-    return text[:240]
+        if at > pos:
+            break
+    return index.paragraphs[para].text[:240]

@@ -186,12 +186,16 @@ def _merge(places: list[Place]) -> list[Place]:
     simple = [
         (i, place_key(p.display).split()) for i, p in enumerate(places) if " - " not in p.display
     ]
+    by_ends: dict[tuple[str, str], list[tuple[int, list[str]]]] = defaultdict(list)
+    for j, long in simple:
+        if long:
+            by_ends[(long[0], long[-1])].append((j, long))
     for i, short in simple:
         if len(short) < 2:
             continue
         roots = set()
-        for j, long in simple:
-            if len(long) <= len(short) or long[0] != short[0] or long[-1] != short[-1]:
+        for j, long in by_ends[(short[0], short[-1])]:  # same first and last word only
+            if len(long) <= len(short):
                 continue
             it = iter(long)
             if not all(w in it for w in short):
