@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case
+from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -427,8 +427,7 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             owner.setdefault(f, c)
     if not owner:
         return
-    forms = sorted(owner, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w])")
+    pattern = re.compile(r"(?<![\w'])(?:" + literal_alternation(owner) + r")(?![\w])")
     for i, p in enumerate(index.paragraphs):
         if p.kind == "dialogue":
             continue

@@ -33,7 +33,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, title_case
+from stage5cli.extract.names import AGE_AFTER, literal_alternation, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -91,7 +91,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
         for f in forms:
             owners[f].append(i)
     if owners:
-        alternation = "|".join(re.escape(f) for f in sorted(owners, key=len, reverse=True))
+        alternation = literal_alternation(owners)  # a trie: linear in the text, not in names
         pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
     else:
         pattern = None

@@ -28,7 +28,6 @@ from .lexicon import (
 )
 
 
-
 def _upper_class() -> str:
     """A regex character class body of every uppercase letter of the Basic Multilingual Plane
     (A-Z, É, Ë, Ñ, Ø, Ł, Ö, Σ, Д ...), built from the Unicode database, not a hand list."""
@@ -90,7 +89,7 @@ def sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        before = text[start : m.start()].rstrip("\"')] ")
+        before = text[max(start, m.start() - 40) : m.start()].rstrip("\"')] ")
         last = before.split(" ")[-1].upper() if before else ""
         if last in _ABBREVIATIONS or (len(last) == 2 and last.endswith(".")):
             continue
@@ -217,6 +216,7 @@ class Index:
     _sentences: dict[int, list[str]] = field(default_factory=dict)
     _spans: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     _by_number: dict | None = None
+    cache: dict = field(default_factory=dict)  # per-index memo for the passes (keyed by name)
 
     def para_sentences(self, i: int) -> list[str]:
         got = self._sentences.get(i)
