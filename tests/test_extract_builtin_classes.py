@@ -81,6 +81,8 @@ def test_nicknames_in_introductions_join_their_cues():
     ("EXT. BARN - IN HIS IMAGINATION", "BARN"),
     ("INT. CELLAR [NIGHTMARE]", "CELLAR"),
     ("INT. ROOM 12 - DAY", "ROOM 12"),
+    ("EXT. WITCH'S HOUSE - GATE - NIGHT", "WITCH'S HOUSE"),  # a feature of the place
+    ("INT. LIGHTHOUSE - LAMP ROOM - NIGHT", "LIGHTHOUSE - LAMP ROOM"),  # a room is its own
 ])
 def test_heading_tags_are_stripped_by_rule(heading, place):
     locs = _assets(f"""

@@ -96,6 +96,13 @@ SETTING_NOUNS = frozenset(
     VESTIBULE ATRIUM CONSERVATORY GREENHOUSE WORKSHOP SHOWROOM BOARDROOM CAFETERIA CANTEEN MESS
     DORM DORMITORY BARRACKS HQ HEADQUARTERS BASE OUTPOST OVERLOOK LOOKOUT VIEWPOINT""".split()
 )
+# features of a place, not places of their own: "CREEPY OLD HOUSE - GATE" is the house,
+# "AT THE GATE" is wherever we are ("LIGHTHOUSE - LAMP ROOM", a room, stays its own place)
+PART_NOUNS = frozenset(
+    """GATE GATES DOOR DOORS DOORWAY DOORSTEP THRESHOLD PORCH STOOP STAIRS STAIRWAY STEPS WINDOW
+    WINDOWS DRIVEWAY ENTRANCE ENTRYWAY FENCE GRAVESIDE GRAVE CORNER COUNTER DESK BOOTH TABLE
+    BAR-STOOL""".split()
+)
 _STATUS_LEADS = ("NORTHBOUND", "SOUTHBOUND", "EASTBOUND", "WESTBOUND", "HEADING", "EN ROUTE")
 _POSITION_LEADS = (
     "HIGH ABOVE",
@@ -166,6 +173,11 @@ def _is_status(part: str) -> bool:
     )
 
 
+def _is_part(text: str) -> bool:
+    words = place_key(text).split()
+    return bool(words) and words[-1] in PART_NOUNS and len(words) <= 3
+
+
 def _strip_durations(part: str) -> str:
     """ "LIBRARY MOMENTS" (the parser took LATER as the time) -> "LIBRARY"."""
     words = part.split()
@@ -213,6 +225,8 @@ def split_location(location: str) -> tuple[str, list[str]] | None:
     parts = [_strip_articles(p) for p in parts if p and not _is_status(p)]
     # a position-only part ("FURTHER ALONG - ROUGH PATH")
     parts = [p for p in parts if p not in _POSITION_LEADS]
+    # a feature of the place before it ("WITCH'S HOUSE - GATE", "BLOOM HOUSE - STAIRS")
+    parts = parts[:1] + [p for p in parts[1:] if not _is_part(p)]
     if not parts:
         return None
     display = " - ".join(parts)
@@ -301,6 +315,11 @@ def find_places(index: Index) -> list[Place]:
         if got is None:
             continue
         display, extra = got
+        if order and display != place_key(display) and _is_part(display):
+            # "AT THE GATE", "AT THE OLD WOMAN'S DOOR": a feature of the place we are at
+            variants[order_display[order[-1]]].scenes.setdefault(
+                scene.number, " ".join(scene.heading.split()))
+            continue
         k = place_key(display)
         if k not in order_display:
             order.append(k)
