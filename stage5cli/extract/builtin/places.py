@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from stage5cli.extract.builtin.text import Index
 from stage5cli.extract.names import UnionFind
@@ -191,6 +192,7 @@ def _strip_durations(part: str) -> str:
     return " ".join(words[:cut])
 
 
+@lru_cache(maxsize=1 << 16)
 def place_key(name: str) -> str:
     """Merge key of a place name: no position lead, article, possessive or punctuation."""
     text = name.upper().replace("’", "'")
