@@ -232,3 +232,16 @@ def test_a_one_megabyte_paragraph_extracts_within_a_memory_limit():
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_label_the_text_then_names_is_that_character():
+    chars = _by_name(_assets("""
+        EXT. OVERLOOK - DAY
+
+        A sedan stops. The DRIVER, a man in his forties, unwraps a sandwich. This is MILO KRANTZ.
+
+        MILO KRANTZ
+        Lunch.
+        """, "character"))
+    assert set(chars) == {"MILO KRANTZ"}, chars
+    assert "DRIVER" in chars["MILO KRANTZ"].aliases

@@ -283,6 +283,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
 
     # 2. capitalised spans in action
     caps_props: list[tuple] = []
+    named: list[tuple[CapsSpan, str]] = []  # character spans in text order
     for span in index.caps:
         ranges = nick_ranges.get(span.para)
         if ranges and _inside(ranges, span.start):
@@ -294,6 +295,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             caps_props.append((got[1], got[2], span))
             continue
         if got[0] == "mention":
+            named.append((span, got[-1]))
             for key in got[1:]:
                 c = chars[key]
                 if c.intro is None:
@@ -304,6 +306,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             continue
         name = got[1]
         key = character_key(name)
+        named.append((span, key))
         c = get(key)
         c.names[name] += 1
         if c.intro is None:
@@ -367,6 +370,17 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
                 uf.union(k, tail)
                 break
 
+    # a label the text then names: "the DRIVER, a man in his forties ... This is SPALDING
+    # JEAGER." (the latest generic label earlier in the same paragraph)
+    for n, (span, key) in enumerate(named):
+        if key not in live or is_generic(key) or not span.intro_before():
+            continue
+        for prev, pkey in reversed(named[max(0, n - 5):n]):
+            if prev.para != span.para:
+                break
+            if pkey in live and pkey != key and is_generic(pkey) and not live[pkey].from_cue:
+                uf.union(key, pkey)
+                break
     # a relation introduced with its owner: YOUNG TOM'S MOTHER (40s) <- the cue MOTHER, when
     # exactly one introduction ends so
     relations: dict[str, list[str]] = defaultdict(list)
