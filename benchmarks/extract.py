@@ -10,7 +10,10 @@ latency (0.3 s). Printed:
 
 litellm is imported and one call made before timing, so the figures are the extraction's
 own; the one-time import cost of a cold process is printed separately.
-Run: python benchmarks/extract.py (exits 0; a missed target is printed as MISS).
+Built-in scaling (first): time and peak memory of the offline extractor on 1x, 4x and 16x Big
+Fish, a 1 MB single paragraph and 20,000 distinct headings (target: linear, so a 10 MB script
+in <= 30 s and <= 1 GB; each row's verdict scales that target to its size).
+Run: python benchmarks/extract.py [--scaling] (exits 0; a missed target is printed as MISS).
 """
 
 from __future__ import annotations
@@ -168,7 +171,67 @@ def llm_benchmark() -> None:
               f"(floor {floor} round trips = {floor * LATENCY:.1f} s)")
 
 
+_SCALING_CHILD = """
+import resource, sys, time
+from stage5cli.screenplay import load
+from stage5cli.extract.builtin import extract_builtin
+t0 = time.perf_counter()
+n = len(extract_builtin(load(sys.argv[1], max_bytes=1 << 30)))
+wall = time.perf_counter() - t0
+print(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)
+"""
+SCALING_TARGET_S = 30.0
+SCALING_TARGET_MB = 1024.0
+
+
+def scaling_benchmark() -> None:
+    """Built-in extraction time and peak memory (a fresh process each) as the script grows:
+    1x, 4x, 16x Big Fish, a 1 MB single paragraph and 20,000 distinct headings. Linear growth
+    is the target (issue 14: any script within the 10 MB limit in <= 30 s and <= 1 GB)."""
+    import subprocess
+
+    print("built-in extraction scaling (parse + both passes, fresh process, peak RSS)")
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        big_fish = CORPUS / "big_fish.fountain"
+        if big_fish.is_file():
+            text = big_fish.read_text(encoding="utf-8")
+            body = text.split("\n\n", 1)[1] if text.startswith("Title") else text
+            for k in (1, 4, 16):
+                path = Path(tmp) / f"big_fish_x{k}.fountain"
+                path.write_text(text + ("\n\n" + body) * (k - 1), encoding="utf-8")
+                rows.append((f"big_fish x{k}", str(path)))
+        else:
+            print("  big_fish: skipped (../shared/corpus/big_fish.fountain not found)")
+        para = " ".join(f"the man sees a RED LAMP{i % 97} near BOB DYLAN{i % 89}, 40s, and his "
+                        f"KEY. ZED{i % 83} nods" for i in range(14_000))[:1_000_000]
+        path = Path(tmp) / "paragraph_1mb.fountain"
+        path.write_text(f"INT. ROOM - DAY\n\n{para}\n", encoding="utf-8")
+        rows.append(("1 MB paragraph", str(path)))
+        heads = "".join(f"INT. PLACE{i:05d} HOUSE - NIGHT\n\nHe waits.\n\n" for i in range(20_000))
+        path = Path(tmp) / "headings_20k.fountain"
+        path.write_text(heads, encoding="utf-8")
+        rows.append(("20,000 headings", str(path)))
+        for label, path in rows:
+            size = Path(path).stat().st_size / 1e6
+            r = subprocess.run([sys.executable, "-c", _SCALING_CHILD, path], capture_output=True,
+                               text=True, timeout=900)
+            if r.returncode:
+                print(f"  {label:16} {size:6.2f} MB  FAILED: {r.stderr.strip()[-200:]}")
+                continue
+            wall, rss, n = r.stdout.split()
+            per_10mb = float(wall) / size * 10  # linear projection to the 10 MB limit
+            verdict = (_verdict(per_10mb <= SCALING_TARGET_S and float(rss) <= SCALING_TARGET_MB)
+                       if size >= 1 else "")
+            print(f"  {label:16} {size:6.2f} MB  {float(wall):7.2f} s  peak {float(rss):7.0f} MB  "
+                  f"{int(n):6d} assets  ~{per_10mb:5.0f} s per 10 MB  {verdict}")
+
+
 def main() -> int:
+    if "--scaling" in sys.argv[1:]:
+        scaling_benchmark()
+        return 0
+    scaling_benchmark()
     llm_benchmark()
     return 0
 

@@ -6,6 +6,7 @@ scene counts, and visual conflicts from contradictory colour / size / age words 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, title_case
+from stage5cli.extract.names import AGE_AFTER, literal_alternation, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -90,7 +91,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
         for f in forms:
             owners[f].append(i)
     if owners:
-        alternation = "|".join(re.escape(f) for f in sorted(owners, key=len, reverse=True))
+        alternation = literal_alternation(owners)  # a trie: linear in the text, not in names
         pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
     else:
         pattern = None
@@ -107,6 +108,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             at = para.text.find(s, pos)
             bounds.append((at, at + len(s)))
             pos = max(pos, at)
+        starts = [st for st, _ in bounds]
         per_sentence: dict[int, set[int]] = defaultdict(set)
         quoted = '"' in para.text
         for m in hits:
@@ -120,11 +122,11 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             ):
                 if any(is_char[i] and is_generic(character_key(text)) for i in owners[text]):
                     continue
-            si = next((k for k, (s, e) in enumerate(bounds) if s <= m.start() < e + 1), None)
-            if si is None:
+            si = bisect_right(starts, m.start()) - 1  # the sentence this hit starts in
+            if si < 0 or m.start() >= bounds[si][1] + 1:
                 continue
             sentence_start = bounds[si][0]
-            prev = para.text[: m.start()].split()[-1:] or [""]
+            prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
             thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
             for i in owners[text]:
                 if not is_char[i] and not thing:
@@ -290,7 +292,7 @@ def _pick(candidates: list[tuple[int, str, int]], first: str = "") -> list[str]:
 
 def _setting(index: Index, scenes: list[int]) -> str:
     """A sentence from the headings: interior/exterior and the times of day it is seen at."""
-    by_number = {s.number: s for s in index.sp.scenes}
+    by_number = index.scene_by_number
     ie: Counter = Counter()
     times: Counter = Counter()
     for n in scenes:

@@ -28,7 +28,7 @@ from stage5cli.extract.builtin.lexicon import (
     is_person_word,
     singular,
 )
-from stage5cli.extract.builtin.text import CapsSpan, Index, sentences
+from stage5cli.extract.builtin.text import CapsSpan, Index
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|--+|[.,;:!?\"()\[\]-]")
 _PRONOUNS = frozenset("HIM HER THEM ME US YOU IT ITSELF HIMSELF HERSELF THEMSELVES".split())
@@ -286,14 +286,32 @@ def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
         para = index.paragraphs[pi]
         if para.kind != "action" or scene in p.mentions:
             continue
-        for s in sentences(para.text):
-            if _contains(s, words):
-                p.mentions[scene] = (p.head, s[:240])
+        sents = index.para_sentences(pi)
+        for si in _sentences_with(index, pi).get(words[0], ()):  # only those with the first word
+            if _contains(sents[si], words):
+                p.mentions[scene] = (p.head, sents[si][:240])
                 break
     if p.caps_span is not None and p.caps_span.scene not in p.mentions:
         para = index.paragraphs[p.caps_span.para]
         p.mentions[p.caps_span.scene] = (p.caps_span.text, para.text[:240])
     p.mentions = dict(sorted(p.mentions.items()))
+
+
+def _sentences_with(index: Index, pi: int) -> dict[str, list[int]]:
+    """noun key -> indices of the sentences of paragraph pi holding it (built once per
+    paragraph, so finding a mention costs the sentences that can hold it, not the paragraph)."""
+    cache = index.cache.setdefault("sentences_with", {})
+    got = cache.get(pi)
+    if got is None:
+        got = {}
+        for si, s in enumerate(index.para_sentences(pi)):
+            for t in _tokens(s):
+                if t[0].isalpha():
+                    sis = got.setdefault(noun_key(t), [])
+                    if not sis or sis[-1] != si:
+                        sis.append(si)
+        cache[pi] = got
+    return got
 
 
 def _contains(sentence: str, words: list[str]) -> bool:
