@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stage5cli.errors import UsageError
 from stage5cli.extract.base import ExtractionResult, Extractor, Progress
 from stage5cli.extract.builtin.characters import (
     Character,
@@ -124,11 +123,25 @@ def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[Ex
 
 
 def distill_builtin(
-    asset: ExtractedAsset, sp: Screenplay, *, style_name: str | None = None
+    asset: ExtractedAsset,
+    sp: Screenplay,
+    *,
+    style_name: str | None = None,
+    instructions: str | None = None,
 ) -> ExtractedAsset:
-    """Pass 2 for one asset (the `describe` command without a model)."""
+    """Pass 2 for one asset (the `describe` command without a model). The characters' names
+    come from pass 1, as in `extract_builtin`, so the same asset gets the same description;
+    the user's `instructions` (`describe -i`) are appended as written."""
     index = build_index(sp)
-    return describe_all(index, [asset], style_name)[0]
+    names = [n for a in _pass1(index) if a.type == "character" for n in [a.name, *a.aliases]]
+    got = describe_all(index, [asset], style_name, character_names=names)[0]
+    guidance = " ".join((instructions or "").split())
+    if guidance:
+        if guidance[-1] not in ".!?":
+            guidance += "."
+        got.description = f"{got.description} {guidance[:1].upper()}{guidance[1:]}".strip()
+        got.extra = {**got.extra, "instructions": guidance}
+    return got
 
 
 class BuiltinExtractor(Extractor):
@@ -149,9 +162,7 @@ class BuiltinExtractor(Extractor):
     def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
                 script: Callable[[], Screenplay], instructions: str | None = None,
                 ) -> ExtractedAsset:
-        if instructions:
-            raise UsageError("--instructions needs an LLM: add --model M (or set $STAGE5_MODEL)")
-        return distill_builtin(asset, script(), style_name=style_name)
+        return distill_builtin(asset, script(), style_name=style_name, instructions=instructions)
 
     def plan(self, screenplay: Screenplay, *, style_name: str) -> dict[str, Any]:
         return {"requests": 0, "input_tokens_estimate": 0, "cost_usd_estimate": 0.0}

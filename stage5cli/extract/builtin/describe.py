@@ -336,28 +336,89 @@ def _setting(index: Index, scenes: list[int]) -> str:
 
 
 def _generic(asset: ExtractedAsset, style_name: str | None) -> list[str]:
-    style = f" in the {style_name} style" if style_name else ""
-    name = title_case(asset.name) if asset.type != "prop" else asset.name
-    if asset.type == "character":
-        return [
-            f"{name}, shown as a full-length character reference{style}.",
-            "The script gives no further visual description, so build, clothing and colouring "
-            "are open to design.",
-            "Neutral pose, plain background, even lighting.",
-        ]
-    if asset.type == "location":
-        return [
-            f"{name}, seen in a wide establishing view{style}.",
-            "The script gives no further visual description of this place, so its details are "
-            "open to design.",
-            "No people in frame, clear sense of scale and depth.",
-        ]
-    return [
-        f"The {name}, shown on its own as a prop reference{style}.",
-        "The script gives no further visual description, so size, material and colour are "
-        "open to design.",
-        "Three-quarter view, plain background, even lighting.",
-    ]
+    """What is said when the script says nothing: the name alone ("A kitchen."), never words
+    about the script, the style or the rendering (they would go straight into the image prompt).
+    `style_name` is accepted for the signature's sake and deliberately unused."""
+    del style_name
+    if asset.type == "prop":
+        name = asset.name.lower() if asset.name.isupper() else asset.name
+        article = "An" if name[:1].lower() in "aeiou" else "A"
+        return [_tidy(f"{article} {name}")]
+    return [_tidy(title_case(asset.name))]
+
+
+MAX_DESCRIPTION_WORDS = 80
+_CLAUSE_BOUNDARY = re.compile(r"\s*(?:[,;:]|--|—|–|\b(?:and|while|as|but|when|where|then|who)\b)\s*")
+
+
+def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | None,
+                 own_forms: set[str]) -> str:
+    """The part of a sentence about its asset: clauses are cut at another character's name
+    ("EDWARD, 40s, stands beside WILL, 17" -> "EDWARD, 40s, stands beside"). The run of clauses
+    around the asset's own name that names nobody else is kept; "" when nothing is left."""
+    if people is None:
+        return sentence
+    others = [m.span() for m in people.finditer(sentence) if m.group(0) not in own_forms]
+    mine = [m.span() for m in own.finditer(sentence)] if own is not None else []
+    others = [o for o in others if not any(a <= o[0] < b for a, b in mine)]
+    if not others:
+        return sentence
+    if not mine:
+        return ""
+    cuts = [0] + [m.start() for m in _CLAUSE_BOUNDARY.finditer(sentence)] + [len(sentence)]
+    cuts = sorted(set(cuts))
+    clauses = list(zip(cuts, cuts[1:], strict=False))
+
+    def names_other(c: tuple[int, int]) -> bool:
+        return any(c[0] <= o[0] < c[1] for o in others)
+
+    at = next(i for i, c in enumerate(clauses) if c[0] <= mine[0][0] < c[1])
+    if names_other(clauses[at]):
+        # "WILL watches EDWARD": cut right before the other name when it comes after ours
+        nxt = [o for o in others if o[0] > mine[0][0]]
+        prv = [o for o in others if o[0] < mine[0][0]]
+        if prv:
+            return ""
+        text = sentence[clauses[at][0] : nxt[0][0]].rstrip(" ,;:-—–")
+        return text if len(text.split()) >= 2 else ""
+    lo = hi = at
+    while lo > 0 and not names_other(clauses[lo - 1]):
+        lo -= 1
+    while hi + 1 < len(clauses) and not names_other(clauses[hi + 1]):
+        hi += 1
+    text = sentence[clauses[lo][0] : clauses[hi][1]]
+    text = re.sub(r"^\s*(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
+    text = re.sub(r"\s*(?:[,;:]|--|—|–|\band|\bwhile|\bas|\bbut|\bwhen|\bwhere|\bthen|\bwho)\s*$",
+                  "", text)
+    return text.strip()
+
+
+def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[str]:
+    """Whole sentences while they fit in `limit` words; a first sentence that is longer is cut
+    at its last comma inside the limit."""
+    out: list[str] = []
+    used = 0
+    for s in sentences:
+        n = len(s.split())
+        if used + n <= limit:
+            out.append(s)
+            used += n
+            continue
+        if not out:
+            words = s.split()[:limit]
+            cut = " ".join(words)
+            at = cut.rfind(",")
+            out.append(_tidy(cut[:at] if at > len(cut) // 2 else cut))
+        break
+    return out
+
+
+def _name_pattern(forms: set[str]) -> re.Pattern | None:
+    forms = {f for f in forms if len(f) >= 2}
+    if not forms:
+        return None
+    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
@@ -434,12 +495,14 @@ def describe_all(
             headings[s.number] = s
     openings = _openings(index)
     with_characters: set[str] = set()
-    if any(a.type == "location" for a in assets):
-        if character_names is None:
-            from stage5cli.extract.builtin.characters import find_characters
+    if character_names is None:
+        from stage5cli.extract.builtin.characters import find_characters
 
-            character_names = [n for c in find_characters(index)[0] for n in c.names]
-        with_characters = _sentences_naming(openings, surfaces(character_names))
+        character_names = [n for c in find_characters(index)[0] for n in c.names]
+    people_forms = surfaces(character_names)
+    people = _name_pattern(people_forms)
+    if any(a.type == "location" for a in assets):
+        with_characters = _sentences_naming(openings, people_forms)
     out: list[ExtractedAsset] = []
     for asset, ev in zip(assets, evidence, strict=True):
         a = asset.model_copy(update={"extra": dict(asset.extra), "aliases": list(asset.aliases)})
@@ -447,12 +510,15 @@ def describe_all(
         scenes = set(a.scenes) | ev.scenes
         if a.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
-            cands = [
-                (sc, t, _look_score(t))
-                for sc, t in ev.sentences
-                if t in ev.focused and t != ev.intro
-            ]
-            script = _pick(cands, ev.intro)
+            own_forms = surfaces(names)
+            own = _name_pattern(own_forms)
+            cands = []
+            for sc, t in ev.sentences:
+                if t in ev.focused and t != ev.intro:
+                    t = _own_clauses(t, own, people, own_forms)
+                    cands.append((sc, t, _look_score(t) if t else 0))
+            intro = _own_clauses(ev.intro, own, people, own_forms) if ev.intro else ""
+            script = _pick(cands, intro)
             a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
                 3, 0.08 * n_scenes
             )
@@ -476,25 +542,26 @@ def describe_all(
             a.is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
             evidence_count = len(scenes) + len(script)
         else:
-            cands = [(sc, t, _visual_score(t)) for sc, t in ev.sentences if t in ev.focused]
+            own_forms = _prop_surfaces(names)
+            own = _name_pattern(own_forms)
+            cands = []
+            for sc, t in ev.sentences:
+                if t in ev.focused:
+                    t = _own_clauses(t, own, people, own_forms)
+                    cands.append((sc, t, _visual_score(t) if t else 0))
             script = _pick(cands)
             handled = int(a.extra.get("handled_scenes", 0))
             a.is_priority = handled >= 2 or len(scenes) >= max(3, 0.03 * n_scenes)
             evidence_count = len(scenes) + len(script) + handled
-        generic = _generic(a, style_name)
-        text = list(script)
-        for g in generic:
-            if len(text) >= 3:
-                break
-            text.append(g)
-        a.description = " ".join(text[:5])
+        script = _bounded([t for t in script if t])
+        a.description = " ".join(script) if script else " ".join(_generic(a, style_name))
         a.extra = {
             **a.extra,
             "scenes": len(scenes),
-            "description_source": "script"
-            if len(script) >= 3
-            else ("generic" if not script else "script+generic"),
+            "description_source": "script" if script else "name",
         }
+        if not script:
+            evidence_count = min(evidence_count, 1)
         a.confidence_score = round(min(0.99, 1 - 0.75**evidence_count), 2)
         details = _conflicts(a, ev)
         a.has_conflicts = bool(details)
