@@ -32,7 +32,13 @@ from stage5cli.extract.builtin.characters import (
 )
 from stage5cli.extract.builtin.describe import bound_mentions, describe_all
 from stage5cli.extract.builtin.places import Place, find_places
-from stage5cli.extract.builtin.props import Prop, find_props, prop_aliases, prop_name
+from stage5cli.extract.builtin.props import (
+    Prop,
+    find_props,
+    link_vehicles,
+    prop_aliases,
+    prop_name,
+)
 from stage5cli.extract.builtin.text import build_index
 from stage5cli.extract.merge import merge_assets
 from stage5cli.models import ExtractedAsset, Mention
@@ -60,7 +66,7 @@ def _character_asset(c: Character) -> ExtractedAsset:
     )
 
 
-def _place_asset(p: Place) -> ExtractedAsset:
+def _place_asset(p: Place, vehicle: str = "") -> ExtractedAsset:
     mentions = [
         Mention(scene_number=scene, text=p.display, context=heading)
         for scene, heading in p.scenes.items()
@@ -70,7 +76,7 @@ def _place_asset(p: Place) -> ExtractedAsset:
         type="location",
         aliases=sorted(p.aliases),
         mentions=bound_mentions(mentions),
-        extra={"source": "heading"},
+        extra={"source": "heading", **({"vehicle": vehicle} if vehicle else {})},
     )
 
 
@@ -89,6 +95,7 @@ def _prop_asset(p: Prop) -> ExtractedAsset:
             "source": "caps" if p.caps else "handled" if p.handled else "recurring",
             "handled": p.handled,
             "handled_scenes": len(p.handled_scenes),
+            **({"set": p.set_name} if p.set_name else {}),
         },
     )
 
@@ -104,8 +111,10 @@ def _pass1(index) -> list[ExtractedAsset]:
     char_words = {w for c in chars for n in c.names for w in core_tokens(character_key(n))}
     places = find_places(index)
     props = find_props(index, caps_props, char_words)
+    link_vehicles(index, props, places)
+    vehicle_of = {p.set_name: prop_name(p) for p in props if p.set_name}
     assets = [_character_asset(c) for c in chars]
-    assets += [_place_asset(p) for p in places]
+    assets += [_place_asset(p, vehicle_of.get(p.display, "")) for p in places]
     assets += [_prop_asset(p) for p in props if p.mentions]
     merged = merge_assets(assets)
     for a in merged:

@@ -342,6 +342,9 @@ def _generic(asset: ExtractedAsset, style_name: str | None) -> list[str]:
     del style_name
     if asset.type == "prop":
         name = asset.name.lower() if asset.name.isupper() else asset.name
+        last = name.split()[-1] if name.split() else name
+        if singular(last) != last:  # "truck keys", "vinyl records": no article
+            return [_tidy(name)]
         article = "An" if name[:1].lower() in "aeiou" else "A"
         return [_tidy(f"{article} {name}")]
     return [_tidy(title_case(asset.name))]
