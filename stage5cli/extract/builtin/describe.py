@@ -354,6 +354,9 @@ MAX_DESCRIPTION_WORDS = 80
 _CLAUSE_BOUNDARY = re.compile(r"\s*(?:[,;:]|--|—|–|\b(?:and|while|as|but|when|where|then|who)\b)\s*")
 
 
+_NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
+
+
 def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | None,
                  own_forms: set[str]) -> str:
     """The part of a sentence about its asset: clauses are cut at another character's name
@@ -375,25 +378,48 @@ def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | Non
     def names_other(c: tuple[int, int]) -> bool:
         return any(c[0] <= o[0] < c[1] for o in others)
 
-    at = next(i for i, c in enumerate(clauses) if c[0] <= mine[0][0] < c[1])
-    if names_other(clauses[at]):
-        # "WILL watches EDWARD": cut right before the other name when it comes after ours
-        nxt = [o for o in others if o[0] > mine[0][0]]
-        prv = [o for o in others if o[0] < mine[0][0]]
-        if prv:
-            return ""
-        text = sentence[clauses[at][0] : nxt[0][0]].rstrip(" ,;:-—–")
-        return text if len(text.split()) >= 2 else ""
-    lo = hi = at
-    while lo > 0 and not names_other(clauses[lo - 1]):
-        lo -= 1
-    while hi + 1 < len(clauses) and not names_other(clauses[hi + 1]):
-        hi += 1
-    text = sentence[clauses[lo][0] : clauses[hi][1]]
-    text = re.sub(r"^\s*(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
-    text = re.sub(r"\s*(?:[,;:]|--|—|–|\band|\bwhile|\bas|\bbut|\bwhen|\bwhere|\bthen|\bwho)\s*$",
-                  "", text)
-    return text.strip()
+    # a list of names that share the rest of the sentence ("CHALF, NAR and YOR, each 15, in
+    # robes"): the listed names are one subject, not neighbours
+    lo_i, hi_i = mine[0]
+    changed = True
+    while changed:
+        changed = False
+        for o in list(others):
+            gap = sentence[hi_i : o[0]] if o[0] >= hi_i else sentence[o[1] : lo_i]
+            if _NAME_LIST_GAP.match(gap):
+                others.remove(o)
+                lo_i, hi_i = min(lo_i, o[0]), max(hi_i, o[1])
+                changed = True
+    if (lo_i, hi_i) != mine[0]:
+        # the other listed names go; the list's shared description stays ("NAR, each 15, ...")
+        shared = sentence[:lo_i] + sentence[mine[0][0] : mine[0][1]] + sentence[hi_i:]
+        return _own_clauses(shared, own, people, own_forms)
+    me = mine[0][0]
+    at = next(i for i, c in enumerate(clauses) if c[0] <= me < c[1])
+    before = [o for o in others if o[0] < me]
+    after = [o for o in others if o[0] > me]
+    # start: the own clause (or the name itself when another name opens that clause); earlier
+    # clauses only when nobody else is named before us (they describe us: "Tall, in a grey
+    # suit, EDWARD enters")
+    if before:
+        start = me
+        # keep the noun phrase whole: "lifts an old brass LANTERN" -> "an old brass LANTERN"
+        lead = re.search(r"\b(?:a|an|the|his|her|their|its|this|that)\s+(?:[\w'’\-]+\s+){0,3}$",
+                         sentence[before[-1][1] : me], re.IGNORECASE)
+        if lead is not None:
+            start = before[-1][1] + lead.start()
+    else:
+        start = 0
+    end = len(sentence)
+    if after:
+        nxt = after[0][0]
+        k = next(i for i, c in enumerate(clauses) if c[0] <= nxt < c[1])
+        end = clauses[k][0] if k > at else nxt
+    text = sentence[start:end].strip()
+    text = re.sub(r"^(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
+    text = re.sub(r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|with|beside|"
+                  r"to|at|by|of|for|from|on|in|the|a|an|his|her|their))+\s*$", "", text)
+    return text if len(text.split()) >= 2 else ""
 
 
 def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[str]:
