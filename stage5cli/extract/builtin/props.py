@@ -318,6 +318,11 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
             key = f"{words[-2].lower()} {key}"
         if _excluded(key.split()[-1], set()) and key.upper() not in OBJECT_NOUNS:
             continue
+        # "JOHN DROPS THE LANTERN" (an all-caps line) -> "LANTERN"; not "KEY TO THE CITY"
+        for i in range(len(words) - 1, 0, -1):
+            if words[i].upper() in DETERMINERS and words[i - 1].upper() not in PREPOSITIONS:
+                words = words[i + 1 :] or words
+                break
         p = get(key)
         # "GIGANTIC STEYR-AUG SNIPER RIFLE" -> "STEYR-AUG SNIPER RIFLE"
         while len(words) > 2 and words[0] in SIZES:
