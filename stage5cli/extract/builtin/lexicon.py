@@ -165,6 +165,17 @@ OBJECT_NOUNS = _words(
     HAT CAP HELMET CROWN SCARF GLOVE GLOVES
     """
 )
+# everyday synonyms of one object: both words name the same prop
+OBJECT_SYNONYMS = {
+    "CHOPPER": "HELICOPTER",
+    "TELEPHONE": "PHONE",
+    "AUTOMOBILE": "CAR",
+    "MOTORBIKE": "MOTORCYCLE",
+    "AEROPLANE": "AIRPLANE",
+    "HANDGUN": "PISTOL",
+    "PHOTOGRAPH": "PHOTO",
+}
+
 # vehicles: a heading that names one (INT. PICKUP TRUCK, I/E. CAR) is a location and its prop
 VEHICLES = _words(
     """

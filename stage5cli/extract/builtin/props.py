@@ -24,6 +24,7 @@ from stage5cli.extract.builtin.lexicon import (
     NOT_PROPS,
     NUMBER_WORDS,
     OBJECT_COMPOUNDS,
+    OBJECT_SYNONYMS,
     OBJECT_NOUNS,
     PREPOSITIONS,
     SIZES,
@@ -146,7 +147,8 @@ def noun_key(word: str) -> str:
         w = word.upper().replace("’", "'")
         if w.endswith("'S"):
             w = w[:-2]
-        got = singular(w).lower()
+        one = singular(w)
+        got = OBJECT_SYNONYMS.get(one, one).lower()
         if len(_NOUN_KEYS) < 50_000:
             _NOUN_KEYS[word] = got
     return got
@@ -351,6 +353,7 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                     singled.add(noun_key(phrase[-1]))
     wanted = _LEXICON_KEYS | compound_heads | set(props) | {h for h, _, _, _ in handled}
     occurrences: dict[str, list[tuple[int, int]]] = defaultdict(list)  # key -> (para, scene)
+    synonyms_seen: dict[str, Counter] = defaultdict(Counter)  # "chopper" for helicopter
     for pi, tokens in enumerate(token_lists):
         scene = index.paragraphs[pi].scene
         prev = ""
@@ -360,6 +363,8 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                 prev, prev_key = t, ""
                 continue
             key = noun_key(t)
+            if key in wanted and key != t.lower() and singular(t.upper()) in OBJECT_SYNONYMS:
+                synonyms_seen[key][singular(t.lower())] += 1
             if key in wanted:
                 compound = f"{prev_key} {key}" if prev_key else ""
                 if compound in compounds:  # "traffic lights": the pair names the thing
@@ -410,6 +415,8 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
             keep = len(p.handled_scenes) >= 2 or (p.handled >= 1 and key in singled)
         if not keep:
             continue
+        for word, n in synonyms_seen.get(key, {}).items():
+            p.phrases[word] += n
         _prop_mentions(index, p, occ)
         out.append(p)
     # a compound wins over its head word when both were kept ("traffic light" vs "light")
