@@ -36,6 +36,13 @@ Always.
 CORA
 Cold.
 
+INT. STAGE - NIGHT
+
+The curtain rises on MARA (27) at a microphone. She is a striking woman with silver hair.
+
+MARA
+Good evening.
+
 INT. CELLAR - NIGHT
 
 WILL
@@ -100,3 +107,8 @@ def test_describe_offline_appends_the_users_guidance(assets):
     assert got.description.endswith("She is in her sixties.")
     plain = distill_builtin(bare, sp, style_name="ink")
     assert plain.description == assets["EDWARD"].description
+
+
+def test_the_look_in_the_sentence_after_the_introduction_is_kept(assets):
+    d = assets["MARA"].description
+    assert "27" in d and "silver hair" in d, d

@@ -48,6 +48,7 @@ class Evidence:
     ages: list[tuple[int, int]] = field(default_factory=list)
     scenes: set[int] = field(default_factory=set)
     intro: str = ""
+    intro_next: list[str] = field(default_factory=list)  # the sentences after the introduction
     # sentences where the asset is the subject ("Chalf is ...", "Charya's eyes ...") or, for a
     # prop, where visual words stand right before its noun ("a large red LED clock")
     focused: set[str] = field(default_factory=set)
@@ -140,6 +141,12 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                         evidence[i].ages.append((para.scene, int(age.group("age"))))
                     if not evidence[i].intro and text.isupper():
                         evidence[i].intro = sents[si]
+                        following = list(sents[si + 1 : si + 4])
+                        if len(following) < 3 and pi + 1 < len(index.paragraphs):
+                            nxt_para = index.paragraphs[pi + 1]
+                            if nxt_para.kind == "action" and nxt_para.scene == para.scene:
+                                following += index.para_sentences(pi + 1)[: 3 - len(following)]
+                        evidence[i].intro_next = following
         for si, ids in per_sentence.items():
             for i in ids:
                 evidence[i].sentences.append((para.scene, sents[si]))
@@ -147,6 +154,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     return evidence
 
 
+_PRONOUN_LEAD = re.compile(r"(?:He|She|They|It|His|Her|Their|Its)\b")
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
 
@@ -354,6 +362,7 @@ MAX_DESCRIPTION_WORDS = 80
 _CLAUSE_BOUNDARY = re.compile(r"\s*(?:[,;:]|--|—|–|\b(?:and|while|as|but|when|where|then|who)\b)\s*")
 
 
+_LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'’\-]*$", re.I)
 _NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
 
 
@@ -415,6 +424,12 @@ def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | Non
         nxt = after[0][0]
         k = next(i for i, c in enumerate(clauses) if c[0] <= nxt < c[1])
         end = clauses[k][0] if k > at else nxt
+        if k == at and start != me and not sentence[start:me].strip(" ,;:-—–").istitle():
+            # the other name is in our own clause and we do not open it ("Sitting beside
+            # Josephine, Will spots..."): no clause of ours to keep
+            lead = sentence[start:me].strip()
+            if lead and not _LEAD_OK.match(lead):
+                return ""
     text = sentence[start:end].strip()
     text = re.sub(r"^(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
     text = re.sub(r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|with|beside|"
@@ -547,6 +562,14 @@ def describe_all(
                     t = _own_clauses(t, own, people, own_forms)
                     cands.append((sc, t, _look_score(t) if t else 0))
             intro = _own_clauses(ev.intro, own, people, own_forms) if ev.intro else ""
+            # "PING (27) at a microphone. She is as gorgeous a woman as you'll ever see."
+            for nxt in ev.intro_next if intro else []:
+                if not _PRONOUN_LEAD.match(nxt) or (people and people.search(nxt)):
+                    continue
+                if _look_score(nxt) > 0 or any(
+                    w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(nxt)
+                ):
+                    cands.append((-1, nxt, 99))
             script = _pick(cands, intro)
             a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
                 3, 0.08 * n_scenes
