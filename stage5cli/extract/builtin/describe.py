@@ -49,6 +49,7 @@ class Evidence:
     scenes: set[int] = field(default_factory=set)
     intro: str = ""
     intro_next: list[str] = field(default_factory=list)  # the sentences after the introduction
+    intro_prev: list[str] = field(default_factory=list)  # the sentences before it
     # sentences where the asset is the subject ("Chalf is ...", "Charya's eyes ...") or, for a
     # prop, where visual words stand right before its noun ("a large red LED clock")
     focused: set[str] = field(default_factory=set)
@@ -147,6 +148,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                             if nxt_para.kind == "action" and nxt_para.scene == para.scene:
                                 following += index.para_sentences(pi + 1)[: 3 - len(following)]
                         evidence[i].intro_next = following
+                        evidence[i].intro_prev = list(sents[max(0, si - 2) : si])
         for si, ids in per_sentence.items():
             for i in ids:
                 evidence[i].sentences.append((para.scene, sents[si]))
@@ -154,6 +156,8 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     return evidence
 
 
+_NAMING = re.compile(
+    r"^(?:this|that|it|he|she)\s+(?:is|was|must be)\b|\bname is\b|\bmust be\b", re.I)
 _PRONOUN_LEAD = re.compile(r"(?:He|She|They|It|His|Her|Their|Its)\b")
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
@@ -570,6 +574,16 @@ def describe_all(
                     w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(nxt)
                 ):
                     cands.append((-1, nxt, 99))
+            # "...a man in his forties in an expensive suit. This is SPALDING JEAGER."
+            if intro and _NAMING.search(intro) and len(intro.split()) <= 12:
+                for prev in ev.intro_prev:
+                    if _look_score(prev) > 0 or any(
+                        w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(prev)
+                    ):
+                        prev = _own_clauses(prev, own, people, own_forms) if own and own.search(
+                            prev) else prev
+                        if prev and not (people and people.search(prev)):
+                            cands.append((-2, prev, 98))
             script = _pick(cands, intro)
             a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
                 3, 0.08 * n_scenes
