@@ -645,7 +645,6 @@ def test_describe_offline_without_the_script(cast, cli):
 
 
 def test_describe_refusals(cast, cli):
-    assert_refused(cli, cast, ["describe", "LANTERN", "--instructions", "green"], 2, "--model")
     assert_refused(cli, cast, ["describe", "LANTRN"], 2, "did you mean")
 
 

@@ -34,6 +34,8 @@ def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[
         "model": model,
         "user_fields": [],
         **{k: asset.extra[k] for k in BREAKDOWN_KEYS if k in asset.extra},
+        # a vehicle heading's location and prop name each other (builtin extractor)
+        **{k: asset.extra[k] for k in ("set", "vehicle") if asset.extra.get(k)},
     }
 
 
