@@ -25,6 +25,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
-from stage5cli.extract.base import LLMOptions
+from stage5cli.extract.base import LLMOptions, auto_concurrency
 from stage5cli.secrets import scrub
 
 T = TypeVar("T")
@@ -122,7 +123,42 @@ class LLMItemError(Exception):
     """One request (a chunk, an asset) failed for good; the others carry on."""
 
 
+_import_thread: threading.Thread | None = None
+
+
+def start_import() -> None:
+    """Start importing litellm in a background thread (it takes seconds), so that a command
+    that knows it will call a model overlaps it with reading and chunking the script.
+
+    A no-op when litellm is loaded or the import has started. `_litellm()` joins the thread
+    before its own import, so no code ever sees a half-imported litellm; a failed background
+    import is simply repeated (and raised) there.
+    """
+    global _import_thread
+    if "litellm" in sys.modules or _import_thread is not None:
+        return
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    def work() -> None:
+        try:
+            import litellm  # noqa: F401
+        except BaseException:  # noqa: BLE001 - the foreground import raises it again
+            pass
+
+    thread = threading.Thread(target=work, name="stage5-import-litellm", daemon=True)
+    _import_thread = thread
+    thread.start()
+
+
+def join_import() -> None:
+    """Wait for a background import started by start_import() (no-op otherwise)."""
+    thread = _import_thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
 def _litellm():
+    join_import()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
@@ -263,9 +299,19 @@ class Caller:
         self.s = settings
         self.first_backoff = settings.backoff()  # seconds; doubles per retry
         self.stats = CallStats()
-        self.sem = asyncio.Semaphore(settings.concurrency)
+        self.sem = asyncio.Semaphore(settings.concurrency or auto_concurrency(1 << 30))
+        self.concurrency_used: list[int] = []  # per pass (size_for)
         self.api_key: str | None = None
         self.fatal: Stage5Error | None = None  # set once a call shows that every call will fail
+
+    def size_for(self, requests: int) -> int:
+        """Before a pass of `requests` concurrent requests (none in flight): with concurrency
+        None, allow min(32, requests) at once; a given --concurrency is kept."""
+        n = self.s.concurrency or auto_concurrency(requests)
+        if self.s.concurrency is None:
+            self.sem = asyncio.Semaphore(n)
+        self.concurrency_used.append(n)
+        return n
 
     def preflight(self) -> None:
         """Refuse at once an unknown provider, or a hosted model whose key variable is unset."""
