@@ -126,9 +126,24 @@ class LLMItemError(Exception):
 _import_thread: threading.Thread | None = None
 
 
-def start_import() -> None:
+# What litellm imports lazily on the first call to an OpenAI-compatible endpoint (the openai
+# SDK's resource modules, its service logger): about as long again as `import litellm`.
+_FIRST_CALL_MODULES = ("litellm.llms.openai.openai", "litellm._service_logger",
+                       "litellm.proxy._types")
+
+
+def _warm_openai_client() -> None:
+    import openai
+
+    client = openai.AsyncOpenAI(api_key=PLACEHOLDER_KEY, base_url="http://127.0.0.1:9/v1")
+    _ = client.chat.completions  # loads the SDK's resource and type modules; sends nothing
+
+
+def start_import(model: str | None = None, api_base: str | None = None) -> None:
     """Start importing litellm in a background thread (it takes seconds), so that a command
-    that knows it will call a model overlaps it with reading and chunking the script.
+    that knows it will call a model overlaps it with reading and chunking the script. For an
+    OpenAI-compatible model (openai/..., or any model at an api_base) the modules litellm
+    would import on the first call are loaded too.
 
     A no-op when litellm is loaded or the import has started. `_litellm()` joins the thread
     before its own import, so no code ever sees a half-imported litellm; a failed background
@@ -139,10 +154,22 @@ def start_import() -> None:
         return
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+    openai_like = bool(api_base) or (model or "").startswith("openai/")
+
     def work() -> None:
+        import importlib
+
         try:
             import litellm  # noqa: F401
         except BaseException:  # noqa: BLE001 - the foreground import raises it again
+            return
+        if not openai_like:
+            return
+        try:  # best effort: the first call imports whatever is missing
+            for name in _FIRST_CALL_MODULES:
+                importlib.import_module(name)
+            _warm_openai_client()
+        except Exception:  # noqa: BLE001
             pass
 
     thread = threading.Thread(target=work, name="stage5-import-litellm", daemon=True)
@@ -157,10 +184,24 @@ def join_import() -> None:
         thread.join()
 
 
+@cache
+def _freeze_at_exit() -> None:
+    """Once litellm is loaded: at interpreter exit, move every object to gc's permanent
+    generation first, so the final collections do not walk litellm's and the openai SDK's tens
+    of thousands of objects (seconds of a short command's wall time, to free memory the
+    process is handing back anyway). atexit runs at real exit only (not per CliRunner call)."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def _litellm():
     join_import()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+
+    _freeze_at_exit()
 
     litellm.suppress_debug_info = True
     return litellm

@@ -76,7 +76,7 @@ def extract(
         # litellm takes seconds to import: let it load while the script is read and chunked
         from stage5cli.extract.llm_calls import start_import
 
-        start_import()
+        start_import(model, api_base)
     from stage5cli.extract.base import LLMOptions
     from stage5cli.extract.service import plan
 
