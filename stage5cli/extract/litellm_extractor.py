@@ -26,7 +26,7 @@ from stage5cli.screenplay.model import Screenplay
 
 from .chunks import Chunk, defuse, estimate_tokens, script_tokens, split_chunks
 from .llm_calls import Caller, LLMItemError, load_prompt, run
-from .merge import GENERIC, merge_assets, norm_name
+from .merge import GENERIC, match_key, merge_assets, norm_name
 from .names import PARENS
 
 __all__ = [
@@ -65,7 +65,7 @@ _TYPE_SYNONYMS = {
 
 
 def parse_pass1(obj: dict, chunk: Chunk,
-                ungrounded: list[str] | None = None) -> list[ExtractedAsset]:
+                ungrounded: list[tuple[str, str]] | None = None) -> list[ExtractedAsset]:
     """Validate a pass-1 answer (common type synonyms mapped first) and convert it; entities
     not named in the chunk go to `ungrounded` (see entities_to_assets)."""
     ents = obj.get("entities")
@@ -109,6 +109,19 @@ def _forms(word: str) -> set[str]:
     return out
 
 
+def fold_key(key: str) -> str:
+    """A merge key (merge.norm_name form) without accents and with its last word singular
+    ("brass lanterns" = "brass lantern", "ines" = "inés"); for merge_assets(fold=...)."""
+    words = [_fold_word(w) for w in key.split()]
+    if words:
+        last = words[-1]
+        if len(last) > 4 and last.endswith("ies"):
+            words[-1] = last[:-3] + "y"
+        elif len(last) > 3 and last.endswith("s") and not last.endswith(("ss", "us", "is")):
+            words[-1] = last[:-1]
+    return " ".join(words)
+
+
 def fold_words(text: str) -> list[str]:
     """The text as matching forms of its words (a possessive 's falls away as a lone 's')."""
     return [f for f in (_fold_word(w) for w in _WORD.findall(text or "")) if f and f != "s"]
@@ -135,11 +148,11 @@ class ChunkWords:
 
 
 def entities_to_assets(resp: Pass1Response, chunk: Chunk,
-                       ungrounded: list[str] | None = None) -> list[ExtractedAsset]:
+                       ungrounded: list[tuple[str, str]] | None = None) -> list[ExtractedAsset]:
     """Pass-1 entities of one chunk as assets; mentions outside the chunk's scenes are dropped.
 
     Grounding: an entity none of whose names (name or aliases) occurs in the chunk's text is
-    dropped and, when `ungrounded` is given, listed there as "type 'name'" (a model's
+    dropped and, when `ungrounded` is given, listed there as (type, name) (a model's
     "ominous atmosphere" is no asset). An entity left with no valid mention gets the chunk's
     scenes whose text names it; one that names nothing in them is dropped as well.
     """
@@ -155,7 +168,7 @@ def entities_to_assets(resp: Pass1Response, chunk: Chunk,
                                      if a and a.lower() != name.lower()))
         if not any(words.names(n) for n in [name, *aliases]):
             if ungrounded is not None:
-                ungrounded.append(f"{ent.type} {name!r}")
+                ungrounded.append((ent.type, name))
             continue
         # an alias that is nowhere in the text is kept: it may be how another chunk names it
         mentions = [
@@ -283,7 +296,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
     tick = progress or (lambda *_: None)
     pass1 = load_prompt("pass1")
     failures: dict[tuple[int, int], str] = {}
-    ungrounded: dict[int, list[str]] = {}
+    ungrounded: dict[int, list[tuple[str, str]]] = {}
 
     done = 0
     caller.size_for(len(chunks))
@@ -292,7 +305,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
     async def one_chunk(chunk: Chunk) -> list[ExtractedAsset]:
         nonlocal done
         def parse(obj: dict) -> list[ExtractedAsset]:
-            dropped: list[str] = []
+            dropped: list[tuple[str, str]] = []
             assets = parse_pass1(obj, chunk, dropped)
             ungrounded[chunk.index] = dropped  # the accepted answer's (not a rejected one's)
             return assets
@@ -308,7 +321,8 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
             tick("pass1", done, len(chunks))
 
     found = await _all(caller, [one_chunk(c) for c in chunks])
-    merged = [bound_contexts(a) for a in merge_assets(a for batch in found for a in batch)]
+    merged = [bound_contexts(a)
+              for a in merge_assets((a for batch in found for a in batch), fold=fold_key)]
 
     done = 0
     caller.size_for(len(merged))
@@ -337,9 +351,21 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
         cost_usd=caller.stats.cost,
         script_tokens=script_tokens(sp),
         pass1_input_tokens=sum(_message_tokens(pass1_messages(c)) for c in chunks),
-        ungrounded=list(dict.fromkeys(n for i in sorted(ungrounded) for n in ungrounded[i])),
+        ungrounded=_unfound(merged, [e for i in sorted(ungrounded) for e in ungrounded[i]]),
         concurrency=caller.concurrency_used,
     )
+
+
+def _unfound(assets: list[ExtractedAsset], dropped: list[tuple[str, str]]) -> list[str]:
+    """The dropped entities as "type 'name'", once each, leaving out any that another chunk
+    did ground (a name the model put in a chunk that lacks it is no invention)."""
+    known = {(a.type, fold_key(k)) for a in assets for k in match_key(a)}
+    out: dict[str, None] = {}
+    for kind, name in dropped:
+        keys = match_key({"name": name, "aliases": []})
+        if not keys or not any((kind, fold_key(k)) in known for k in keys):
+            out.setdefault(f"{kind} {name!r}")
+    return list(out)
 
 
 def run_extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOptions, *,

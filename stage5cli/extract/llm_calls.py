@@ -297,22 +297,40 @@ class CallStats:
         return None if self.cost_unknown else round(self.cost_usd, 6)
 
 
+_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_MAX_STARTS = 50  # "{" positions tried when the object is embedded in prose
+
+
 def parse_json_object(text: str) -> dict:
-    """The JSON object in an answer; tolerates ``` fences and text around the object."""
+    """The JSON object in an answer: the whole answer, else the first ``` fenced block that
+    holds one (prose before and after it allowed), else the first object embedded in prose
+    (braces in the prose do not matter: each "{" is tried as the start of an object)."""
     raw = (text or "").strip()
-    fence = re.match(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", raw, re.DOTALL)
-    if fence:
-        raw = fence.group(1).strip()
+    decoder = json.JSONDecoder()
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as first:
-        start, end = raw.find("{"), raw.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})") from None
-        try:
-            value = json.loads(raw[start : end + 1])
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except json.JSONDecodeError as e:
+        first = e
+        value = None
+    if value is None or not isinstance(value, dict):
+        candidates = [m.group(1).strip() for m in _FENCE.finditer(raw)] + [raw]
+        for candidate in candidates:
+            found = None
+            for n, start in enumerate(m.start() for m in re.finditer(r"\{", candidate)):
+                if n >= _MAX_STARTS:
+                    break
+                try:
+                    obj, _ = decoder.raw_decode(candidate, start)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    found = obj
+                    break
+            if found is not None:
+                value = found
+                break
+        if value is None:
+            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})")
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
