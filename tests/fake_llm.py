@@ -287,3 +287,27 @@ def sample_screenplay(n_scenes: int = 11, words_per_scene: int = 60) -> Screenpl
         time = "NIGHT" if i % 2 else "DAY"
         scenes.append((f"{PLACES[i % len(PLACES)]} - {time}", body))
     return build_screenplay(scenes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the fake LLM until interrupted, to try a command or a benchmark by hand:
+    python -m tests.fake_llm [--delay 0.3] [--fenced] (prints the api_base to pass)."""
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description="An OpenAI-compatible fake LLM on 127.0.0.1.")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    ap.add_argument("--fenced", action="store_true", help="answer inside ```json fences")
+    a = ap.parse_args(argv)
+    with FakeLLM(delay=a.delay, fenced=a.fenced) as llm:
+        print(llm.api_base, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
