@@ -550,3 +550,29 @@ def test_cli_reports_ungrounded_entities(styled, cli, monkeypatch, tmp_path):
     assert r.exit_code == 0, r.output
     assert "dropped 1 entity not found in the script" in r.stderr
     assert "Ominous" in r.stderr
+
+
+def test_pipeline_and_batch_warnings_carry_the_dropped_entities(tmp_path):
+    from stage5cli.pipeline import PipelineOptions
+    from stage5cli.pipeline import run as run_pipeline
+
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. HARBOUR OFFICE - NIGHT\n\nA LANTERN swings.\n\nMARA\nThe tide.\n")
+    with FakeLLM(invent=(("prop", "Sense Of Dread"),)) as llm:
+        res = run_pipeline(tmp_path / "proj", script, PipelineOptions(
+            style="film-noir", model="openai/fake", api_base=llm.api_base))
+    dropped = [w for w in res.warnings if "not found in the script" in w]
+    assert len(dropped) == 1 and "Sense Of Dread" in dropped[0]
+    assert res.counts["prop"] >= 1  # the lantern
+
+
+def test_json_is_found_in_fences_and_prose_with_braces():
+    from stage5cli.extract.llm_calls import parse_json_object
+
+    fenced = 'Sure! {as asked}\n```json\n{"entities": [{"name": "A"}]}\n```\nMore {detail}?'
+    assert parse_json_object(fenced) == {"entities": [{"name": "A"}]}
+    assert parse_json_object('Here: {"a": 1} -- hope {that} helps') == {"a": 1}
+    assert parse_json_object('```\n{"a": 2}\n```') == {"a": 2}
+    for bad in ("[1, 2]", "no json here", '{"a": [1, '):
+        with pytest.raises(ValueError):
+            parse_json_object(bad)
