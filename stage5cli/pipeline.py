@@ -199,6 +199,8 @@ def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progre
         res.requests = int(st.get("requests") or 0)
         res.add_cost(st.get("cost_usd", 0.0))
         res.warnings = list(outcome.failures)
+        if outcome.result.grounding_warning():  # LLM entities the script does not name
+            res.warnings.append(outcome.result.grounding_warning())
         _fill_counts(res, project)
         done("extract")
         if opts.resolve_conflicts:

@@ -26,6 +26,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
-from stage5cli.extract.base import LLMOptions
+from stage5cli.extract.base import LLMOptions, auto_concurrency
 from stage5cli.secrets import KEY_ENV, NO_KEY, api_key_for, scrub
 
 T = TypeVar("T")
@@ -123,9 +124,85 @@ class LLMItemError(Exception):
     """One request (a chunk, an asset) failed for good; the others carry on."""
 
 
+_import_thread: threading.Thread | None = None
+
+
+# What litellm imports lazily on the first call to an OpenAI-compatible endpoint (the openai
+# SDK's resource modules, its service logger): about as long again as `import litellm`.
+_FIRST_CALL_MODULES = ("litellm.llms.openai.openai", "litellm._service_logger",
+                       "litellm.proxy._types")
+
+
+def _warm_openai_client() -> None:
+    import openai
+
+    client = openai.AsyncOpenAI(api_key=PLACEHOLDER_KEY, base_url="http://127.0.0.1:9/v1")
+    _ = client.chat.completions  # loads the SDK's resource and type modules; sends nothing
+
+
+def start_import(model: str | None = None, api_base: str | None = None) -> None:
+    """Start importing litellm in a background thread (it takes seconds), so that a command
+    that knows it will call a model overlaps it with reading and chunking the script. For an
+    OpenAI-compatible model (openai/..., or any model at an api_base) the modules litellm
+    would import on the first call are loaded too.
+
+    A no-op when litellm is loaded or the import has started. `_litellm()` joins the thread
+    before its own import, so no code ever sees a half-imported litellm; a failed background
+    import is simply repeated (and raised) there.
+    """
+    global _import_thread
+    if "litellm" in sys.modules or _import_thread is not None:
+        return
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    openai_like = bool(api_base) or (model or "").startswith("openai/")
+
+    def work() -> None:
+        import importlib
+
+        try:
+            import litellm  # noqa: F401
+        except BaseException:  # noqa: BLE001 - the foreground import raises it again
+            return
+        if not openai_like:
+            return
+        try:  # best effort: the first call imports whatever is missing
+            for name in _FIRST_CALL_MODULES:
+                importlib.import_module(name)
+            _warm_openai_client()
+        except Exception:  # noqa: BLE001
+            pass
+
+    thread = threading.Thread(target=work, name="stage5-import-litellm", daemon=True)
+    _import_thread = thread
+    thread.start()
+
+
+def join_import() -> None:
+    """Wait for a background import started by start_import() (no-op otherwise)."""
+    thread = _import_thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
+@cache
+def _freeze_at_exit() -> None:
+    """Once litellm is loaded: at interpreter exit, move every object to gc's permanent
+    generation first, so the final collections do not walk litellm's and the openai SDK's tens
+    of thousands of objects (seconds of a short command's wall time, to free memory the
+    process is handing back anyway). atexit runs at real exit only (not per CliRunner call)."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def _litellm():
+    join_import()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+
+    _freeze_at_exit()
 
     litellm.suppress_debug_info = True
     return litellm
@@ -223,22 +300,40 @@ class CallStats:
         return None if self.cost_unknown else round(self.cost_usd, 6)
 
 
+_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_MAX_STARTS = 50  # "{" positions tried when the object is embedded in prose
+
+
 def parse_json_object(text: str) -> dict:
-    """The JSON object in an answer; tolerates ``` fences and text around the object."""
+    """The JSON object in an answer: the whole answer, else the first ``` fenced block that
+    holds one (prose before and after it allowed), else the first object embedded in prose
+    (braces in the prose do not matter: each "{" is tried as the start of an object)."""
     raw = (text or "").strip()
-    fence = re.match(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", raw, re.DOTALL)
-    if fence:
-        raw = fence.group(1).strip()
+    decoder = json.JSONDecoder()
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as first:
-        start, end = raw.find("{"), raw.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})") from None
-        try:
-            value = json.loads(raw[start : end + 1])
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except json.JSONDecodeError as e:
+        first = e
+        value = None
+    if value is None or not isinstance(value, dict):
+        candidates = [m.group(1).strip() for m in _FENCE.finditer(raw)] + [raw]
+        for candidate in candidates:
+            found = None
+            for n, start in enumerate(m.start() for m in re.finditer(r"\{", candidate)):
+                if n >= _MAX_STARTS:
+                    break
+                try:
+                    obj, _ = decoder.raw_decode(candidate, start)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    found = obj
+                    break
+            if found is not None:
+                value = found
+                break
+        if value is None:
+            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})")
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -266,9 +361,19 @@ class Caller:
         self.s = settings
         self.first_backoff = settings.backoff()  # seconds; doubles per retry
         self.stats = CallStats()
-        self.sem = asyncio.Semaphore(settings.concurrency)
+        self.sem = asyncio.Semaphore(settings.concurrency or auto_concurrency(1 << 30))
+        self.concurrency_used: list[int] = []  # per pass (size_for)
         self.api_key: str | None = None
         self.fatal: Stage5Error | None = None  # set once a call shows that every call will fail
+
+    def size_for(self, requests: int) -> int:
+        """Before a pass of `requests` concurrent requests (none in flight): with concurrency
+        None, allow min(32, requests) at once; a given --concurrency is kept."""
+        n = self.s.concurrency or auto_concurrency(requests)
+        if self.s.concurrency is None:
+            self.sem = asyncio.Semaphore(n)
+        self.concurrency_used.append(n)
+        return n
 
     def preflight(self) -> None:
         """Refuse at once an unknown provider, or a hosted model whose key variable is unset."""

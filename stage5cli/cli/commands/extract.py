@@ -61,7 +61,7 @@ def extract(
         "else the offline built-in extractor.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
     api_key_env: ApiKeyEnvOpt = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once.")] = 8,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once (default: all of a pass's requests, at most 32).", show_default=False)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per LLM request.")] = 60.0,
     chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, max=1_000_000, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached LLM answers.")] = False,
@@ -71,12 +71,19 @@ def extract(
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from stage5cli.extract.base import LLMOptions
     from stage5cli.extract.registry import resolve_model
+
+    model = resolve_model(model)
+    if model is not None and not dry_run:
+        # litellm takes seconds to import: let it load while the script is read and chunked
+        from stage5cli.extract.llm_calls import start_import
+
+        start_import(model, api_base)
+    from stage5cli.extract.base import LLMOptions
     from stage5cli.extract.service import plan
 
     p = open_project_opt(project)
-    opts = LLMOptions(model=resolve_model(model), api_base=api_base, api_key_env=api_key_env,
+    opts = LLMOptions(model=model, api_base=api_base, api_key_env=api_key_env,
                       concurrency=concurrency,
                       timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
                       max_bytes=max_size)
@@ -96,7 +103,8 @@ def extract(
     data = {
         "extractor": outcome.extractor, "model": outcome.model, "counts": outcome.counts,
         "changes": {k: sorted(v) for k, v in outcome.report.items()},
-        "failures": outcome.failures, **outcome.stats,
+        "failures": outcome.failures, "ungrounded": len(outcome.result.ungrounded),
+        **outcome.stats,
     }
     if json_:
         print_json(data)
@@ -115,6 +123,10 @@ def extract(
                       f"tokens, cost {'unknown' if cost is None else f'${cost:.4f}'}")
         con.print("next: stage5 review, then stage5 generate --all")
         from rich.markup import escape
+
+        grounding = outcome.result.grounding_warning()
+        if grounding:
+            err_console().print(f"[yellow]warning:[/] {escape(grounding)}", highlight=False)
 
         for w in outcome.stats.get("tag_warnings", []):
             err_console().print(f"[yellow]warning:[/] FDX tags: {escape(w)}", highlight=False)
