@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
 import sys
@@ -123,11 +122,9 @@ class LLMItemError(Exception):
 
 
 def _litellm():
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from stage5cli.litellm_env import import_litellm
 
-    litellm.suppress_debug_info = True
-    return litellm
+    return import_litellm()
 
 
 def key_variables(model: str) -> list[str]:

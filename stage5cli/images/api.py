@@ -18,7 +18,6 @@ import base64
 import binascii
 import io
 import math
-import os
 import re
 import time
 from typing import Literal
@@ -73,11 +72,9 @@ def known_sizes(model: str) -> list[tuple[int, int]] | None:
 
 
 def _litellm():
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from stage5cli.litellm_env import import_litellm
 
-    litellm.suppress_debug_info = True
-    return litellm
+    return import_litellm()
 
 
 class NoImage(Exception):
@@ -260,6 +257,7 @@ class ApiBackend(ImageBackend):
 
     def _cost(self, size: tuple[int, int]) -> float | None:
         try:
+            _litellm()
             from litellm.cost_calculator import default_image_cost_calculator
 
             name, provider = self._provider()
