@@ -21,9 +21,9 @@ ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="Base URL of 
 
 
 def _e(text: Any) -> str:
-    from rich.markup import escape
+    from stage5cli.cli.app import esc
 
-    return escape(str(text))
+    return esc(text)
 
 
 def _brief(v) -> str:

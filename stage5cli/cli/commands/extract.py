@@ -14,6 +14,7 @@ from stage5cli.cli.app import (
     app,
     console,
     err_console,
+    esc,
     open_project_opt,
     print_json,
 )
@@ -37,7 +38,7 @@ def parse(
         return
     info = summarize(sp)
     con = console()
-    con.print(f"[bold]{info.get('title') or script.name}[/]  format {info['format']}  "
+    con.print(f"[bold]{esc(info.get('title') or script.name)}[/]  format {info['format']}  "
               f"scenes {info['scenes']}  ~{info['pages_estimate']} pages  "
               f"encoding {sp.source.encoding}")
     from rich.table import Table
@@ -46,10 +47,10 @@ def parse(
     t.add_column("character")
     t.add_column("lines", justify="right")
     for c in info["characters"][:40]:
-        t.add_row(c["name"], str(c["lines"]))
+        t.add_row(esc(c["name"]), str(c["lines"]))
     con.print(t)
     for w in info.get("warnings", []):
-        err_console().print(f"[yellow]warning:[/] {w}")
+        err_console().print(f"[yellow]warning:[/] {esc(w)}")
 
 
 @app.command(rich_help_panel="Script and assets")
@@ -111,14 +112,12 @@ def extract(
                       f"cached, {outcome.stats['input_tokens']}+{outcome.stats['output_tokens']} "
                       f"tokens, cost {'unknown' if cost is None else f'${cost:.4f}'}")
         con.print("next: stage5 review, then stage5 generate --all")
-        from rich.markup import escape
-
         for w in outcome.stats.get("tag_warnings", []):
-            err_console().print(f"[yellow]warning:[/] FDX tags: {escape(w)}", highlight=False)
+            err_console().print(f"[yellow]warning:[/] FDX tags: {esc(w)}")
     if outcome.failures:
         if not json_:
             for f in outcome.failures[:20]:
-                console().print(f"[red]failed:[/] {f}", markup=True, highlight=False)
+                console().print(f"[red]failed:[/] {esc(f)}")
         sys.stderr.write(f"error: {len(outcome.failures)} extraction request(s) failed; "
                          "the rest was saved (re-run to retry them)\n")
         raise typer.Exit(1)
@@ -176,8 +175,8 @@ def review(
         t.add_column(col, overflow="fold")
     for v in views:
         scenes = ",".join(map(str, v.scenes[:8])) + ("…" if len(v.scenes) > 8 else "")
-        t.add_row(str(v.id), v.name + (" [dim](stale)[/]" if v.stale else ""), v.type, v.category,
-                  ", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else ""), scenes,
+        t.add_row(str(v.id), esc(v.name) + (" [dim](stale)[/]" if v.stale else ""), v.type, v.category,
+                  esc(", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else "")), scenes,
                   "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
                   "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
                   _image_cell(v.image_state), "🔒" if v.locked else "")
