@@ -107,3 +107,19 @@ def test_esc_keeps_brackets_in_rich_output():
     con = Console(file=io.StringIO(), width=200, color_system=None)
     con.print(f"[bold]extra[/] {esc(chr(27) + '[2J pip install stage5[pdf]')}")
     assert con.file.getvalue().strip() == "extra \\x1b[2J pip install stage5[pdf]"
+
+
+def test_names_as_people_type_them(styled, cli):
+    """17.3: name and alias lookup is case-, accent- and apostrophe-insensitive."""
+    add_assets(styled, [("INÉS", "character", "A dancer."), ("JOSÉ", "character", "A sailor."),
+                        ("O’BRIEN", "character", "A cook."), ("CAFÉ NOIR", "location", "A bar.")])
+    for typed, name in (("ines", "INÉS"), ("jose", "JOSÉ"), ("Inés", "INÉS"), ("o'brien", "O’BRIEN"),
+                        ("cafe noir", "CAFÉ NOIR")):
+        r = cli("show", typed, "-p", styled, "--json")
+        assert r.exit_code == 0, (typed, r.output)
+        assert json.loads(r.stdout)["name"] == name
+    cli("edit", "JOSÉ", "--add-alias", "Señor Pérez", "-p", styled)
+    r = cli("show", "senor perez", "-p", styled, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["name"] == "JOSÉ", r.output
+    r = cli("show", "inez", "-p", styled)
+    assert r.exit_code != 0 and "did you mean" in r.stderr and "INÉS" in r.stderr
