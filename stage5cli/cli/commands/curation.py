@@ -444,6 +444,8 @@ def undo(yes: YesOpt = False, project: ProjectOpt = None) -> None:
         typer.confirm(f"undo {ev.command} (event {ev.id}: {ev.summary})?", abort=True)
     done, notes = history.undo(p)
     con = console()
+    if done.stepped_over:
+        con.print(f"stepped over {_e(', '.join(done.stepped_over))}: permanent, never undone")
     con.print(f"undid {_e(done.command)} (event {done.id}): {_e(done.summary)}")
     for n in notes:
         con.print(f"  {_e(n)}")
