@@ -163,17 +163,23 @@ def style_lock(
 @branch_app.command("create")
 def branch_create(
     name: Annotated[str, typer.Argument(help="New branch name.")],
-    style: Annotated[str | None, typer.Option("--style", help="Style id to lock on the new branch.")] = None,
+    style: Annotated[str | None, typer.Option("--style", help="Style id to lock on the new branch (default: keep the current branch's style).")] = None,
+    no_style: Annotated[bool, typer.Option("--no-style", help="Start the branch without a style.")] = False,
     no_switch: Annotated[bool, typer.Option("--no-switch", help="Stay on the current branch.")] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Create a branch: copies the current branch's assets (unlocked), optionally with a new style."""
+    """Create a branch: copies the current branch's assets (unlocked) and its style (or --style ID)."""
+    from stage5cli.errors import UsageError
     from stage5cli.project import create_branch
 
+    if style and no_style:
+        raise UsageError("--style and --no-style exclude each other")
     p = open_project_opt(project)
-    b = create_branch(p, name, style, switch=not no_switch)
+    b = create_branch(p, name, style, switch=not no_switch, keep_style=not no_style)
     where = "" if no_switch else "; now on it"
-    console().print(f"created branch {esc(b['name'])}{' with style ' + esc(style) if style else ''}{where}")
+    locked = p.locked_style(b["id"])
+    kept = f" with style {esc(locked[0]['style_id'])}" if locked else " without a style"
+    console().print(f"created branch {esc(b['name'])}{kept}{where}")
 
 
 @branch_app.command("list")
