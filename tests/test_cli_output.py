@@ -123,3 +123,28 @@ def test_names_as_people_type_them(styled, cli):
     assert r.exit_code == 0 and json.loads(r.stdout)["name"] == "JOSÉ", r.output
     r = cli("show", "inez", "-p", styled)
     assert r.exit_code != 0 and "did you mean" in r.stderr and "INÉS" in r.stderr
+
+
+def test_everyday_commands_do_not_import_numpy(styled):
+    """17.12: sqlite-utils is imported without numpy/pandas (stage5cli.db), and numpy still
+    imports afterwards (torch and diffusers need it)."""
+    import subprocess
+    import sys
+
+    add_assets(styled, TRIO)
+    code = (
+        "import sys, runpy\n"
+        "root = sys.argv[1]\n"
+        "for args in (['status'], ['review'], ['show', 'MARA']):\n"
+        "    sys.argv = ['stage5', *args, '-p', root]\n"
+        "    try:\n"
+        "        runpy.run_module('stage5cli', run_name='__main__')\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, e.code\n"
+        "print('LOADED', 'numpy' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)\n"
+        "import numpy\n"
+        "print('NUMPY', numpy.__name__, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(styled)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "LOADED False False" in r.stderr and "NUMPY numpy" in r.stderr, r.stderr
