@@ -373,10 +373,10 @@ def _give_image(root: Path, name: str, fname: str) -> Path:
 def test_remove_confirms_trashes_images_and_undo_restores(cast, cli):
     img = _give_image(cast, "LANTERN", "lantern.png")
     before = db_state(cast)
-    r = cli("remove", "LANTERN", "-p", cast, input="n\n")
+    r = cli("remove", "LANTERN", "-p", cast, input="n\n", env={"STAGE5_ASSUME_TTY": "1"})
     assert r.exit_code == 1 and img.is_file()
     assert db_state(cast) == before
-    r = cli("remove", "LANTERN", "harbour office", "-p", cast, input="y\n")
+    r = cli("remove", "LANTERN", "harbour office", "-p", cast, input="y\n", env={"STAGE5_ASSUME_TTY": "1"})
     assert r.exit_code == 0, r.output
     assert not img.exists()
     trashed = list((cast / "images" / ".trash").iterdir())
@@ -436,7 +436,12 @@ def test_merge_refusals(cast, cli):
     assert_refused(cli, cast, ["merge", "MARGARET", "MOM", "--description-from", "LANTERN", "--yes"], 2,
                    "--description-from")
     assert_refused(cli, cast, ["merge", "MARGARET", "MOMM", "--yes"], 2, "did you mean")
-    assert_refused(cli, cast, ["merge", "MARGARET", "MOM"], 1, input="n\n")
+    assert_refused(cli, cast, ["merge", "MARGARET", "MOM"], 1, input="n\n",
+                   env={"STAGE5_ASSUME_TTY": "1"})
+    err = assert_refused(cli, cast, ["merge", "MARGARET", "MOM"], 2)
+    assert "not a terminal: pass --yes" in err
+    err = assert_refused(cli, cast, ["remove", "MOM"], 2)
+    assert "not a terminal: pass --yes" in err
     set_locked(cast, "MOM")
     assert_refused(cli, cast, ["merge", "MARGARET", "MOM", "--yes"], 3, "unlock", "MOM")
 

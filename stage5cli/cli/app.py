@@ -230,6 +230,16 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def confirm(question: str) -> None:
+    """Ask `question` on a terminal (no: "error: aborted", exit 1); without one (a pipe, CI)
+    refuse at once: "not a terminal: pass --yes", exit 2. STAGE5_ASSUME_TTY=1 forces asking."""
+    if not sys.stdin.isatty() and not os.environ.get("STAGE5_ASSUME_TTY"):
+        from stage5cli.errors import UsageError
+
+        raise UsageError(f"not a terminal: pass --yes to {plain(question).rstrip('?')}")
+    typer.confirm(plain(question), abort=True)
+
+
 def fail(message: str, code: int) -> None:
     """One line on stderr and the exit code; never a traceback."""
     line = " ".join(str(message).split())

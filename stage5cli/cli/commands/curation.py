@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
+from stage5cli.cli.app import JsonOpt, ProjectOpt, app, confirm, console, open_project_opt, print_json
 
 AssetArg = Annotated[str, typer.Argument(metavar="ASSET", help="Asset id, name or alias (case-insensitive).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -273,7 +273,7 @@ def remove(
     rows = {r["id"]: r for r in (curation.require_editable(p, a, "remove") for a in assets)}
     if not yes:
         names = ", ".join(f"{r['name']} (id {r['id']})" for r in rows.values())
-        typer.confirm(f"remove {names}?", abort=True)
+        confirm(f"remove {names}?")
     names, files = curation.remove(p, [str(i) for i in rows])
     con = console()
     con.print(f"removed {_e(', '.join(names))}")
@@ -304,7 +304,7 @@ def merge(
                                      force=force)
     if not yes:
         names = ", ".join(s["name"] for s in srcs)
-        typer.confirm(f"merge {names} into {t['name']}?", abort=True)
+        confirm(f"merge {names} into {t['name']}?")
     view = curation.merge(p, str(t["id"]), [str(s["id"]) for s in srcs],
                           description_from=description_from, force=force)
     con = console()
