@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, ProjectOpt, app, confirm, console, open_project_opt, print_json
+from stage5cli.cli.app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    confirm,
+    console,
+    open_project_opt,
+    print_json,
+)
 
 AssetArg = Annotated[str, typer.Argument(metavar="ASSET", help="Asset id, name or alias (case-insensitive).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
