@@ -277,6 +277,33 @@ def add(project: Project, name: str, asset_type: str, *, description: str = "",
 # ---- remove (image files go to the trash: trash.py) ----------------------------------------
 
 
+def note_curation(project: Project, kind: str, row: dict[str, Any], *, target: int | None = None
+                  ) -> None:
+    """Record (inside the caller's transaction) that the user removed `row` or merged it into
+    `target`, under its name and aliases, so re-extraction honours it (curation_records, m003)."""
+    for name in [row["name"], *meta_of(row).get("aliases", [])]:
+        key = store.name_key(name)
+        if not key:
+            continue
+        project.db.execute(
+            "INSERT INTO curation_records (branch_id, kind, asset_type, name_key, name, "
+            "target_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(branch_id, kind, asset_type, name_key) DO UPDATE SET target_id = excluded.target_id, "
+            "name = excluded.name", [project.branch_id, kind, row["asset_type"], key, name, target,
+                                     now()])
+
+
+def restore_removed(project: Project) -> list[str]:
+    """Forget this branch's removals (extract --restore-removed): the names that come back."""
+    with atomic(project.db):
+        names = [r[0] for r in project.db.execute(
+            "SELECT name FROM curation_records WHERE branch_id = ? AND kind = 'removed' "
+            "ORDER BY id", [project.branch_id])]
+        project.db.execute("DELETE FROM curation_records WHERE branch_id = ? AND kind = 'removed'",
+                           [project.branch_id])
+    return names
+
+
 def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
     """Delete assets (mentions and jobs cascade) and move their image files to the trash.
 
@@ -297,6 +324,8 @@ def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
             ids = list(found)
             before = store.snapshot(project, ids)
             files = image_files(project, ids)
+            for row in found.values():
+                note_curation(project, "removed", row)
             store.delete_assets(project, ids)
             # a file another branch's copy still points at stays where it is
             moves = [(f, trash_name(project, f)) for f in files
@@ -402,6 +431,8 @@ def merge(project: Project, target: str, sources: list[str], *,
                     have.add(key)
                     moved.append(m["id"])
         src_ids = [s["id"] for s in srcs]
+        for s in srcs:
+            note_curation(project, "merged", s, target=t["id"])
         store.move_mentions(project, moved, t["id"])
         store.move_jobs(project, src_ids, t["id"])
         store.delete_assets(project, src_ids)

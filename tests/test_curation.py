@@ -681,3 +681,29 @@ def test_reextraction_keeps_a_retyped_asset(styled, cli):
     assert report["added"] == []
     rows = json.loads(cli("review", "--json", "-p", styled).stdout)
     assert [(a["name"], a["type"], a["stale"]) for a in rows] == [("RED COAT", "prop", False)]
+
+
+def test_curation_survives_re_extraction(styled, cli, tmp_path):
+    """17.4: a removed asset stays removed on re-extraction ("skipped: removed by you") until
+    --restore-removed; a merged source of another type maps to the target."""
+    script = tmp_path / "truck.fountain"
+    script.write_text(
+        "INT. KITCHEN - DAY\n\nMARA holds the BRASS KEY.\n\nMARA\nWhere is the truck?\n\n"
+        "EXT. PICKUP TRUCK - NIGHT\n\nTOM sits in the cab.\n\nTOM\nGet in.\n\n"
+        "INT. KITCHEN - NIGHT\n\nMARA waits.\n\nMARA\nFine.\n\nTOM\nGood.\n")
+    assert cli("extract", script, "-p", styled).exit_code == 0
+    names = {a["name"]: a for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
+    assert "TOM" in names and "PICKUP TRUCK" in names, names
+    assert cli("remove", "TOM", "--yes", "-p", styled).exit_code == 0
+    assert cli("add", "truck", "--type", "prop", "-p", styled).exit_code == 0
+    r = cli("merge", "truck", "PICKUP TRUCK", "--force", "--yes", "-p", styled)
+    assert r.exit_code == 0, r.output
+    r = cli("extract", script, "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "skipped: removed by you: TOM" in r.stdout
+    after = {a["name"]: a for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
+    assert "TOM" not in after and "PICKUP TRUCK" not in after, sorted(after)
+    assert after["truck"]["type"] == "prop" and "PICKUP TRUCK" in after["truck"]["aliases"]
+    r = cli("extract", script, "--restore-removed", "-p", styled)
+    assert r.exit_code == 0 and "skipped" not in r.stdout, r.output
+    assert "TOM" in {a["name"] for a in json.loads(cli("review", "--json", "-p", styled).stdout)}

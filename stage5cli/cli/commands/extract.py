@@ -65,6 +65,7 @@ def extract(
     chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached LLM answers.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, tokens and cost; call nothing.")] = False,
+    restore_removed: Annotated[bool, typer.Option("--restore-removed", help="Bring back the assets you removed (re-extraction skips them otherwise).")] = False,
     max_size: MaxSizeOpt = 10_000_000,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
@@ -90,6 +91,10 @@ def extract(
                 f"requests, ~{info.get('input_tokens_estimate', 0)} input tokens, "
                 f"estimated cost {'unknown' if cost is None else f'${cost:.4f}'}")
         return
+    if restore_removed:
+        from stage5cli.curation import restore_removed as forget_removals
+
+        forget_removals(p)
     outcome = _run_with_progress(p, script, opts, quiet=json_)
     data = {
         "extractor": outcome.extractor, "model": outcome.model, "counts": outcome.counts,
@@ -104,8 +109,13 @@ def extract(
         con.print(f"extracted {c['character']} characters, {c['location']} locations, "
                   f"{c['prop']} props with the {outcome.extractor} extractor"
                   + (f" ({outcome.model})" if outcome.model else ""))
-        changes = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in outcome.report.items() if v)
+        changes = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in outcome.report.items()
+                            if v and k != "skipped_removed")
         con.print(f"changes: {changes or 'none'}")
+        skipped = outcome.report.get("skipped_removed") or []
+        if skipped:
+            con.print(f"skipped: removed by you: {esc(', '.join(sorted(set(skipped))))} "
+                      "(bring them back with stage5 extract SCRIPT --restore-removed)")
         if outcome.stats.get("requests") or outcome.stats.get("cache_hits"):
             cost = outcome.stats.get("cost_usd")
             con.print(f"LLM: {outcome.stats['requests']} requests, {outcome.stats['cache_hits']} "
