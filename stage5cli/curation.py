@@ -269,9 +269,45 @@ def add(project: Project, name: str, asset_type: str, *, description: str = "",
                 "has_conflicts": False, "conflict_details": "", "source_mentions": [],
                 "extractor": None, "model": None, "user_fields": owned}
         aid = store.insert_asset(project, name=name, asset_type=asset_type,
-                                 description=description, metadata=meta, origin="manual")
+                                 description=description, metadata=meta, origin="manual",
+                                 mentions=script_mentions(project, [name, *alias_list]))
         record(project, "add", f"add {asset_type} {name}", store.snapshot(project, []), [aid])
     return asset_view(project, aid)
+
+
+def script_mentions(project: Project, names: list[str], limit: int = 500) -> list[dict[str, Any]]:
+    """Mentions (with context) of `names` in the extracted script: every element whose text
+    names one of them as a whole word, case-insensitively. None when there is no script."""
+    import re
+
+    path = project.stage()["script_path"]
+    if not path:
+        return []
+    file = next((c for c in (Path(path), project.root / path) if c.is_file()), None)
+    if file is None:
+        return []
+    try:
+        from .screenplay import load
+
+        sp = load(file)
+    except Exception:  # noqa: BLE001 - a changed or broken script: no mentions, not an error
+        return []
+    words = [n for n in dict.fromkeys(x.strip() for x in names) if n]
+    if not words:
+        return []
+    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)",
+                         re.IGNORECASE)
+    out: list[dict[str, Any]] = []
+    for el in sp.elements:
+        if el.scene is None or not el.text:
+            continue
+        m = pattern.search(el.text)
+        if m:
+            out.append({"scene_number": el.scene, "text": m.group(1),
+                        "context": " ".join(el.text.split())[:300]})
+            if len(out) >= limit:
+                break
+    return out
 
 
 # ---- remove (image files go to the trash: trash.py) ----------------------------------------

@@ -707,3 +707,16 @@ def test_curation_survives_re_extraction(styled, cli, tmp_path):
     r = cli("extract", script, "--restore-removed", "-p", styled)
     assert r.exit_code == 0 and "skipped" not in r.stdout, r.output
     assert "TOM" in {a["name"] for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
+
+
+def test_manual_add_links_the_scenes_that_name_it(styled, cli, tmp_path):
+    """17.4: `add` links the scenes whose text names the asset or one of its aliases."""
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. KITCHEN - DAY\n\nMARA opens the old Radio.\n\n"
+                      "EXT. YARD - DAY\n\nRain.\n\nINT. KITCHEN - NIGHT\n\nThe wireless hums.\n")
+    assert cli("extract", script, "-p", styled).exit_code == 0
+    r = cli("add", "RADIO", "--type", "prop", "--alias", "wireless", "-p", styled)
+    assert r.exit_code == 0, r.output
+    d = json.loads(cli("show", "RADIO", "--json", "-p", styled).stdout)
+    assert d["scenes"] == [1, 3], d["scenes"]
+    assert any("opens the old Radio" in m["context"] for m in d["mentions"])
