@@ -148,3 +148,17 @@ def test_everyday_commands_do_not_import_numpy(styled):
     r = subprocess.run([sys.executable, "-c", code, str(styled)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "LOADED False False" in r.stderr and "NUMPY numpy" in r.stderr, r.stderr
+
+
+def test_batch_on_a_missing_folder_fails_before_any_table(cli, tmp_path):
+    r = cli("batch", tmp_path / "nowhere", "--style", "film-noir", "--out", tmp_path / "out")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nowhere'}"
+    assert r.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_demo_summary_lines_are_not_wrapped(cli, tmp_path):
+    r = cli("demo", "--dir", tmp_path / "demo", env={"COLUMNS": "40"})
+    assert r.exit_code == 0, r.output
+    steps = [ln for ln in r.stdout.splitlines() if ln[:2] in {f"{i}." for i in range(1, 9)}]
+    assert len(steps) >= 6 and any(len(ln) > 40 for ln in steps), r.stdout

@@ -224,7 +224,9 @@ def demo(
     from stage5cli.demo import run_demo
 
     con = console()
-    result = run_demo(directory, (lambda s: None) if json_ else con.print)
+    # plain text, one line per step, never wrapped mid-phrase by Rich (a terminal wraps it)
+    result = run_demo(directory, (lambda s: None) if json_ else
+                      (lambda s: con.print(esc(s), soft_wrap=True)))
     if json_:
         print_json(result)
     elif "contact_sheet" in result:
