@@ -228,7 +228,9 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
                       for r in readings)
     if len(leaders) == 1:
         chosen, method = leaders[0], "majority"
-        why = f"the {what}is {chosen.text} in most scenes ({tally})"
+        # without a noun: "red in most scenes", never "the is red"
+        why = (f"the {what}is {chosen.text} in most scenes ({tally})" if what
+               else f"{chosen.text} in most scenes ({tally})")
     else:
         per_scene = Counter(m["scene_number"] for m in mentions)
         main = {r.text: max((per_scene.get(s, 0) for s in r.scenes), default=0) for r in leaders}

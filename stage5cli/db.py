@@ -9,9 +9,33 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from .errors import Stage5Error, UsageError
+
+
+def _import_sqlite_utils():
+    """sqlite-utils, without the numpy and pandas it imports at module level (~60 ms) only to
+    accept their types as column values, which stage5 never passes. While it loads, numpy and
+    pandas are marked absent in sys.modules (sqlite-utils then skips them) unless something
+    already imported them; the marks are removed at once, so a later `import numpy` (torch,
+    diffusers, litellm) works as usual. The one place stage5 imports sqlite-utils first; its
+    pluggy entry-point scan is skipped too (connect passes execute_plugins=False)."""
+    import sys
+
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    blocked = [m for m in ("numpy", "pandas") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        for m in blocked:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -36,7 +60,7 @@ def connect(path: Path | str, *, create: bool = False) -> sqlite_utils.Database:
     except sqlite3.DatabaseError as e:
         raise UsageError(f"{path} is not a usable SQLite database ({e})") from None
     _open_connections.append(conn)
-    return sqlite_utils.Database(conn)
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 # Connections opened by this process; the CLI closes them when a command ends (so a

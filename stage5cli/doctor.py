@@ -137,7 +137,12 @@ def check_rows(db: Any, report: Report) -> None:
 
 
 def check_environment(report: Report, model: str | None) -> None:
-    """Optional extras, and what the extractor --model / $STAGE5_MODEL names needs."""
+    """The version, optional extras, and what the extractor --model / $STAGE5_MODEL names needs."""
+    import platform
+
+    from . import __version__
+
+    report.add("version", True, f"stage5 {__version__} (Python {platform.python_version()})")
     for extra, modules in (("pdf", ["pypdf"]), ("diffusers", ["torch", "diffusers", "transformers"])):
         found = [m for m in modules if importlib.util.find_spec(m) is None]
         report.add(f"extra: {extra}", True,

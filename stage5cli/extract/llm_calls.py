@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
 import sys
@@ -153,15 +152,15 @@ def start_import(model: str | None = None, api_base: str | None = None) -> None:
     global _import_thread
     if "litellm" in sys.modules or _import_thread is not None:
         return
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
     openai_like = bool(api_base) or (model or "").startswith("openai/")
 
     def work() -> None:
         import importlib
 
         try:
-            import litellm  # noqa: F401
+            from stage5cli.litellm_env import import_litellm
+
+            import_litellm()
         except BaseException:  # noqa: BLE001 - the foreground import raises it again
             return
         if not openai_like:
@@ -199,12 +198,10 @@ def _freeze_at_exit() -> None:
 
 def _litellm():
     join_import()
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from stage5cli.litellm_env import import_litellm
 
+    litellm = import_litellm()
     _freeze_at_exit()
-
-    litellm.suppress_debug_info = True
     return litellm
 
 

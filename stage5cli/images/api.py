@@ -19,7 +19,6 @@ import base64
 import binascii
 import io
 import math
-import os
 import re
 import time
 import warnings
@@ -76,10 +75,9 @@ def known_sizes(model: str) -> list[tuple[int, int]] | None:
 
 
 def _litellm():
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from stage5cli.litellm_env import import_litellm
 
-    litellm.suppress_debug_info = True
+    litellm = import_litellm()
     # A malformed answer makes litellm's pydantic models warn on stderr (several lines, per
     # field); the job error already says what was wrong, in one line.
     warnings.filterwarnings("ignore", message=r"(?s).*Pydantic serializer warnings",
@@ -270,6 +268,7 @@ class ApiBackend(ImageBackend):
 
     def _cost(self, size: tuple[int, int]) -> float | None:
         try:
+            _litellm()
             from litellm.cost_calculator import default_image_cost_calculator
 
             name, provider = self._provider()

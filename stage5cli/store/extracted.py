@@ -126,7 +126,7 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
     """
     cap(extracted)
     report: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "kept_locked": [],
-                                    "stale": [], "revived": []}
+                                    "stale": [], "revived": [], "skipped_removed": []}
     with atomic(project.db):
         check_started_on(project, started, "extract")
         project.require_draft("extract")
@@ -140,6 +140,16 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 index.setdefault((r["asset_type"], k), r)
                 if "type" in meta.get("user_fields", []):
                     retyped.setdefault(k, r)
+        # what the user removed or merged (curation_records): an existing asset still wins
+        removed: set[tuple[str, str]] = set()
+        merged: dict[tuple[str, str], int] = {}
+        by_id = {r["id"]: r for r in existing}
+        for c in project.db.query("SELECT kind, asset_type, name_key, target_id FROM "
+                                  "curation_records WHERE branch_id = ?", [project.branch_id]):
+            if c["kind"] == "removed":
+                removed.add((c["asset_type"], c["name_key"]))
+            elif c["target_id"] in by_id:
+                merged[(c["asset_type"], c["name_key"])] = c["target_id"]
         matched: dict[int, list[ExtractedAsset]] = {}
         new: list[ExtractedAsset] = []
         for a in extracted:
@@ -148,13 +158,18 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
             if hit is None:
                 hit = next((retyped[k] for k in keys if k in retyped), None)
             if hit is None:
+                into = next((merged[(a.type, k)] for k in keys if (a.type, k) in merged), None)
+                hit = by_id.get(into) if into is not None else None
+            if hit is None and any((a.type, k) in removed for k in keys):
+                report["skipped_removed"].append(a.name)  # "skipped: removed by you"
+                continue
+            if hit is None:
                 new.append(a)
             elif hit["origin"] == "script-tags" and a.extra.get("origin") != "script-tags":
                 continue  # the script's own tags are never overridden by extraction
             else:
                 matched.setdefault(hit["id"], []).append(a)
         touched: list[int] = []
-        by_id = {r["id"]: r for r in existing}
         for aid, found in matched.items():
             r = by_id[aid]
             if r["locked"]:

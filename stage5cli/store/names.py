@@ -26,11 +26,24 @@ def is_id_like(name: str) -> bool:
     return _ID_REF.fullmatch(" ".join(name.split())) is not None
 
 
+def loose(name: str) -> str:
+    """A name as people type it: case-, accent- (NFKD, combining marks dropped) and
+    apostrophe-insensitive (curly and straight quotes alike). `loose("INÉS") == loose("ines")`."""
+    import unicodedata
+
+    from stage5cli.extract.names import fold
+
+    text = unicodedata.normalize("NFKD", fold(name))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.casefold().split())
+
+
 def name_key(name: str) -> str:
-    """The normalised form two spellings of one name share (extract.merge.norm_name)."""
+    """The normalised form two spellings of one name share (extract.merge.norm_name), accents
+    folded as in `loose`."""
     from stage5cli.extract.merge import norm_name
 
-    return norm_name(name)
+    return norm_name(loose(name))
 
 
 def resolve(project: Project, ref: str) -> dict[str, Any]:
@@ -52,8 +65,8 @@ def resolve(project: Project, ref: str) -> dict[str, Any]:
     if ref[:1] == "#" or ref[:3].lower() == "id:":
         raise UsageError(f"{ref!r} is not an asset id: write #N or id:N with N a number "
                          "(0-9), or the asset's name")
-    low = ref.lower()
-    exact = [r for r in all_rows if r["name"].lower() == low]
+    low = loose(ref)
+    exact = [r for r in all_rows if loose(r["name"]) == low]
     if len(exact) == 1:
         return exact[0]
     if len(exact) > 1:
@@ -61,7 +74,7 @@ def resolve(project: Project, ref: str) -> dict[str, Any]:
     key = name_key(ref)
     by_alias = [
         r for r in all_rows
-        if low in (a.lower() for a in meta_of(r).get("aliases", []))
+        if low in (loose(a) for a in meta_of(r).get("aliases", []))
         or (key and (key == name_key(r["name"])
                      or key in {name_key(a) for a in meta_of(r).get("aliases", [])}))
     ]

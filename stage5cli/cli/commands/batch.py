@@ -105,7 +105,9 @@ class LiveDisplay:
         elif ev.kind == "result":
             row = self.rows.get(ev.index)
             if row is not None:
-                row.update(status=ev.result.status, stage="", res=ev.result)
+                # the stage column says where it ended: done, or the stage that failed
+                row.update(status=ev.result.status, res=ev.result,
+                           stage="done" if ev.result.status != "failed" else (row["stage"] or "-"))
                 self.order.append(ev.index)
         if self.live is not None:
             self.live.update(self._table())
@@ -122,7 +124,11 @@ class LiveDisplay:
                    f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped, "
                    f"{counts.get('running', 0)} running; {time.perf_counter() - self.t0:.0f} s")
         t = Table(title="stage5 batch", caption=caption, expand=False)
-        for col, kw in (("script", {"overflow": "fold", "max_width": 60}), ("status", {}),
+        longest = max((len(r["script"]) for r in self.rows.values()), default=6)
+        # file names are never broken mid-word: one line each, shortened with … past 60
+        for col, kw in (("script", {"no_wrap": True, "overflow": "ellipsis",
+                                    "min_width": min(60, longest), "max_width": 60}),
+                        ("status", {}),
                         ("stage", {}), ("assets", {"justify": "right"}),
                         ("images", {"justify": "right"}), ("time", {"justify": "right"}),
                         ("error", {"overflow": "fold", "max_width": 60})):
@@ -198,7 +204,11 @@ def batch(
         write_junit,
         write_report,
     )
+    from stage5cli.errors import UsageError
 
+    for item in inputs:  # before any table is drawn: a missing file or folder is one line
+        if not any(c in item for c in "*?[") and not Path(item).expanduser().exists():
+            raise UsageError(f"no such file or folder: {item}")
     check_output_file(report, "--report")
     if api_key_env is not None:  # a variable that is not set: exit 2 before any worker starts
         from stage5cli.secrets import api_key_for

@@ -16,6 +16,7 @@ from stage5cli.cli.app import (
     JsonOpt,
     ProjectOpt,
     app,
+    confirm,
     console,
     open_project_opt,
     print_json,
@@ -29,9 +30,9 @@ ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="Base URL of 
 
 
 def _e(text: Any) -> str:
-    from rich.markup import escape
+    from stage5cli.cli.app import esc
 
-    return escape(str(text))
+    return esc(text)
 
 
 def _brief(v) -> str:
@@ -283,7 +284,7 @@ def remove(
     rows = {r["id"]: r for r in (curation.require_editable(p, a, "remove") for a in assets)}
     if not yes:
         names = ", ".join(f"{r['name']} (id {r['id']})" for r in rows.values())
-        typer.confirm(f"remove {names}?", abort=True)
+        confirm(f"remove {names}?")
     names, files = curation.remove(p, [str(i) for i in rows])
     con = console()
     con.print(f"removed {_e(', '.join(names))}")
@@ -314,7 +315,7 @@ def merge(
                                      force=force)
     if not yes:
         names = ", ".join(s["name"] for s in srcs)
-        typer.confirm(f"merge {names} into {t['name']}?", abort=True)
+        confirm(f"merge {names} into {t['name']}?")
     view = curation.merge(p, str(t["id"]), [str(s["id"]) for s in srcs],
                           description_from=description_from, force=force)
     con = console()
@@ -456,6 +457,8 @@ def undo(yes: YesOpt = False, project: ProjectOpt = None) -> None:
         typer.confirm(f"undo {ev.command} (event {ev.id}: {ev.summary})?", abort=True)
     done, notes = history.undo(p)
     con = console()
+    if done.stepped_over:
+        con.print(f"stepped over {_e(', '.join(done.stepped_over))}: permanent, never undone")
     con.print(f"undid {_e(done.command)} (event {done.id}): {_e(done.summary)}")
     for n in notes:
         con.print(f"  {_e(n)}")

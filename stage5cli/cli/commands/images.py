@@ -15,6 +15,7 @@ from stage5cli.cli.app import (
     app,
     console,
     err_console,
+    esc,
     open_project_opt,
     print_json,
 )
@@ -68,9 +69,9 @@ def generate(
     plan = jobs.build_requests(p, sel.rows, backend=be, steps=steps, seed=seed)
     est = jobs.estimate(plan)
     for w in sel.warnings:
-        err_console().print(f"[yellow]warning:[/] {w}")
+        err_console().print(f"[yellow]warning:[/] {esc(w)}")
     if sel.skipped_locked:
-        err_console().print(f"skipped {len(sel.skipped_locked)} locked asset(s): {', '.join(sel.skipped_locked[:8])}")
+        err_console().print(f"skipped {len(sel.skipped_locked)} locked asset(s): {esc(', '.join(sel.skipped_locked[:8]))}")
     if dry_run:
         if json_:
             print_json(est)
@@ -109,7 +110,7 @@ def generate(
     if outcome["failed"]:
         if not json_:
             for f in outcome["failed"][:20]:
-                console().print(f"[red]failed:[/] {f['asset']}: {f['error']}", highlight=False)
+                console().print(f"[red]failed:[/] {esc(f['asset'])}: {esc(f['error'])}")
         sys.stderr.write(f"error: {len(outcome['failed'])} image(s) failed; "
                          "retry with stage5 generate --retry-failed\n")
         raise typer.Exit(1)
@@ -166,7 +167,7 @@ def jobs_cmd(
         t.add_column(col, overflow="fold")
     for r in rows:
         colour = {"done": "green", "failed": "red"}.get(r["status"], "yellow")
-        t.add_row(str(r["id"]), r["asset_name"] or "?", f"[{colour}]{r['status']}[/]", r["backend"],
-                  f"{r['width']}x{r['height']}", str(r["seed"]), r["image_path"] or r["error"] or "",
+        t.add_row(str(r["id"]), esc(r["asset_name"] or "?"), f"[{colour}]{r['status']}[/]", esc(r["backend"]),
+                  f"{r['width']}x{r['height']}", str(r["seed"]), esc(r["image_path"] or r["error"] or ""),
                   (r["finished_at"] or "")[:19])
     console().print(t)
