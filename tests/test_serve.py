@@ -449,3 +449,19 @@ def test_any_host_when_bound_to_every_interface_but_token_still_needed(styled):
     assert c.get("/").status_code == 401
     assert c.get(f"/?token={TOKEN}").status_code == 200
     assert c.get("/", headers={"Host": "192.168.1.20:9999"}).status_code == 403
+
+
+def test_serve_prints_the_url_with_the_token(styled, cli, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    r = cli("serve", "--port", "8199", "--token", "tok-1", "--no-open", "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "http://127.0.0.1:8199/?token=tok-1" in r.stdout
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8199
+    c = TestClient(seen["app"], base_url="http://127.0.0.1:8199")
+    assert c.get("/?token=tok-1").status_code == 200
+    r = cli("serve", "--host", "0.0.0.0", "--token", "tok-2", "-p", styled)
+    assert r.exit_code == 0 and "reachable" not in r.stdout
+    assert "anyone who can reach this machine" in r.stderr
