@@ -465,3 +465,16 @@ def test_serve_prints_the_url_with_the_token(styled, cli, monkeypatch):
     r = cli("serve", "--host", "0.0.0.0", "--token", "tok-2", "-p", styled)
     assert r.exit_code == 0 and "reachable" not in r.stdout
     assert "anyone who can reach this machine" in r.stderr
+
+
+def test_a_failed_image_job_shows_its_error_on_the_card(room):
+    root, c = room
+    aid = db(root).execute("SELECT id FROM project_assets LIMIT 1").fetchone()[0]
+    with db(root) as conn:
+        conn.execute(
+            "INSERT INTO image_generation_jobs (asset_id, job_type, status, backend, prompt, "
+            "width, height, seed, error, created_at) VALUES (?, 'image_key', 'failed', 'api', "
+            "'p', 512, 512, 1, ?, '2026-01-01')", [aid, "HTTP 503 <from the image API>"])
+    page = c.get("/").text
+    assert 'data-state="failed"' in page
+    assert "HTTP 503 &lt;from the image API&gt;" in page

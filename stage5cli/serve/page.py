@@ -94,6 +94,10 @@ def render(project, *, token: str, allow_placeholder: bool, scripts: list[str],
     stamps = {row["id"]: row["updated_at"] for row in project.db.query(
         "SELECT id, updated_at FROM project_assets WHERE branch_id = ?", [project.branch_id])}
     states = r.by_id()
+    errors = {row["asset_id"]: row["error"] for row in project.db.query(
+        "SELECT j.asset_id, j.error FROM image_generation_jobs j JOIN project_assets a ON "
+        "a.id = j.asset_id WHERE a.branch_id = ? AND j.status = 'failed' AND j.id IN "
+        "(SELECT max(id) FROM image_generation_jobs GROUP BY asset_id)", [project.branch_id])}
     dis = " disabled" if stage_locked else ""
     add(f'<section id="assets"><h2>3 · Assets <small>{len(views)}</small></h2>'
         '<div class="toolbar row"><input id="search" type="search" placeholder="search">'
@@ -121,7 +125,7 @@ def render(project, *, token: str, allow_placeholder: bool, scripts: list[str],
             f'<div class="grid" data-type="{t}">')
         for v in group:
             add(_card(v, states.get(v.id), stamps.get(v.id), SIZES.get(v.type, (512, 512)),
-                      stage_locked))
+                      stage_locked, errors.get(v.id)))
         add('</div>')
     add('</section>')
 
@@ -169,7 +173,7 @@ def _job_result(job: dict[str, Any]) -> str:
     return text
 
 
-def _card(v, state, updated_at, size, stage_locked: bool) -> str:
+def _card(v, state, updated_at, size, stage_locked: bool, job_error: str | None) -> str:
     img_state = v.image_state or "missing"
     flags = []
     if v.is_priority:
@@ -197,6 +201,8 @@ def _card(v, state, updated_at, size, stage_locked: bool) -> str:
                 f'{" disabled" if stage_locked else ""}>Unlock</button>' if v.locked else
                 f'<button data-action="lock" data-id="{v.id}">Lock</button>')
     why = f'<p class="why">{e(state.why)}</p>' if state is not None and state.why else ""
+    if job_error and img_state == "failed":
+        why += f'<p class="why bad job-error">{e(job_error)}</p>'
     return (
         f'<article class="card" data-id="{v.id}" data-type="{e(v.type)}" '
         f'data-name="{e(v.name)}" data-search="{e(search)}" data-state="{e(img_state)}" '

@@ -48,7 +48,8 @@ def serve(
     sys.stdout.write(f"stage5 review room for {root}\n  {url}\n(Ctrl-C to stop)\n")
     sys.stdout.flush()
     if open_:
+        import threading
         import webbrowser
 
-        webbrowser.open(url)
+        threading.Timer(1.0, webbrowser.open, [url]).start()  # once the server listens
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -74,7 +74,7 @@
   if (note) { say(note, false); sessionStorage.removeItem("stage5-message"); }
 
   // ---- autosave: 1 s after the last keystroke ----
-  const timers = {};
+  const timers = {}, saving = new Set();
   function stateOf(id) { return $('.save-state[data-id="' + id + '"]'); }
   function showState(id, text, cls, retry) {
     const el = stateOf(id);
@@ -89,6 +89,7 @@
   async function save(id) {
     const ta = $('textarea.description[data-id="' + id + '"]');
     showState(id, "saving…", "saving");
+    saving.add(id);
     try {
       const out = await api("/api/assets/" + id + "/description",
                             {description: ta.value, updated_at: ta.dataset.updated});
@@ -96,7 +97,7 @@
       showState(id, out.overwrote ? "saved (it replaced a change made elsewhere)" : "saved", "saved");
     } catch (err) {
       showState(id, "failed — " + err.message, "failed", true);
-    }
+    } finally { saving.delete(id); }
   }
   $$("textarea.description").forEach(ta => {
     ta.addEventListener("input", () => {
@@ -134,6 +135,7 @@
       // another tab or the CLI changed a description
       $$("textarea.description").forEach(ta => {
         const at = (s.updated_at || {})[ta.dataset.id];
+        if (saving.has(ta.dataset.id)) return;
         if (at && ta.dataset.updated && at !== ta.dataset.updated) {
           showState(ta.dataset.id, ta.dataset.dirty ? "changed elsewhere: your next save replaces it"
                                                     : "changed elsewhere — reload to see it", "elsewhere");
