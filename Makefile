@@ -16,9 +16,9 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# Tests need every extra (diffusers, pdf, ray) and the dev tools.
+# Tests need every extra (diffusers, pdf, ray, serve) and the dev tools.
 $(VENV)/.all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[diffusers,pdf,ray,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[diffusers,pdf,ray,serve,dev]'
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

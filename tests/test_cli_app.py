@@ -78,7 +78,7 @@ def test_help_panels_follow_the_workflow(cli):
     assert r.exit_code == 0
     panels = re.findall(r"╭─ (.+?) ─", r.stdout)
     assert panels == ["Options", "Project", "Script and assets", "History", "Images",
-                      "Lock and export", "Library", "Automation"]
+                      "Lock and export", "Library", "Automation", "Review"]
 
 
 def test_console_script_and_module_entry_point():

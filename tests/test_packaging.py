@@ -24,6 +24,8 @@ def test_wheel_install_runs_from_another_folder(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                         str(target), str(wheel)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    for f in ("review.js", "review.css"):  # the review room's page works with no network
+        assert (target / "stage5cli" / "serve" / "static" / f).is_file(), f
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "STAGE5_HOME": str(tmp_path / "home")}

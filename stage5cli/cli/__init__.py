@@ -19,6 +19,7 @@ from stage5cli.cli.commands import images  # noqa: F401  Images: generate, jobs
 from stage5cli.cli.commands import lock  # noqa: F401  Lock and export: lock, unlock, lock-all, export
 from stage5cli.cli.commands import library  # noqa: F401  Library: promote, library ...
 from stage5cli.cli.commands import batch  # noqa: F401  Automation: batch
+from stage5cli.cli.commands import serve  # noqa: F401  Review: serve (the review room)
 # isort: on
 
 __all__ = ["app"]
