@@ -228,7 +228,9 @@ def offline_suggestion(project: Project, row: dict[str, Any]) -> Suggestion:
                       for r in readings)
     if len(leaders) == 1:
         chosen, method = leaders[0], "majority"
-        why = f"the {what}is {chosen.text} in most scenes ({tally})"
+        # without a noun: "red in most scenes", never "the is red"
+        why = (f"the {what}is {chosen.text} in most scenes ({tally})" if what
+               else f"{chosen.text} in most scenes ({tally})")
     else:
         per_scene = Counter(m["scene_number"] for m in mentions)
         main = {r.text: max((per_scene.get(s, 0) for s in r.scenes), default=0) for r in leaders}
@@ -261,19 +263,21 @@ def llm_suggestion(project: Project, row: dict[str, Any], extractor: Extractor) 
     meta = meta_of(row)
     fix = extractor.suggest_conflict_fix(as_extracted(project, row), db=project.db,
                                          style_name=capsule.name)
-    desc = store.check_description(fix.description if fix else "")
+    from .secrets import scrub
+
+    desc = store.check_description(scrub(fix.description) if fix else "")
     return Suggestion(id=row["id"], name=row["name"], current_description=row["description"] or "",
                       conflict_details=meta.get("conflict_details") or "", description=desc,
-                      reasoning=fix.reasoning if fix else "",
+                      reasoning=scrub(fix.reasoning) if fix else "",
                       method="llm" if desc else "none", model=extractor.model)
 
 
 def suggest(project: Project, ref: str, *, model: str | None = None,
-            api_base: str | None = None) -> Suggestion:
+            api_base: str | None = None, api_key_env: str | None = None) -> Suggestion:
     from .extract.registry import resolve
 
     row = _conflicted(project, ref)
-    extractor = resolve(model, api_base=api_base)
+    extractor = resolve(model, api_base=api_base, api_key_env=api_key_env)
     if extractor.suggests_conflict_fixes:
         return llm_suggestion(project, row, extractor)
     return offline_suggestion(project, row)  # the built-in extractor: the majority rule
@@ -302,11 +306,12 @@ def _settle(project: Project, ref: str, command: str, description: str,
 
 
 def apply_suggestion(project: Project, ref: str, *, model: str | None = None,
-                     api_base: str | None = None) -> tuple[Suggestion, store.AssetView]:
+                     api_base: str | None = None, api_key_env: str | None = None
+                     ) -> tuple[Suggestion, store.AssetView]:
     project.require_draft("resolve conflicts")
     row = _conflicted(project, ref)
     store.require_unlocked(row, "resolve conflicts on")
-    s = suggest(project, ref, model=model, api_base=api_base)
+    s = suggest(project, ref, model=model, api_base=api_base, api_key_env=api_key_env)
     if not s.usable:
         raise UsageError(f"no suggestion to apply for {s.name} ({s.reasoning}); "
                          f"run stage5 conflicts {store.quoted(s.name)} --resolve TEXT")

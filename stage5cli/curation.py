@@ -269,12 +269,75 @@ def add(project: Project, name: str, asset_type: str, *, description: str = "",
                 "has_conflicts": False, "conflict_details": "", "source_mentions": [],
                 "extractor": None, "model": None, "user_fields": owned}
         aid = store.insert_asset(project, name=name, asset_type=asset_type,
-                                 description=description, metadata=meta, origin="manual")
+                                 description=description, metadata=meta, origin="manual",
+                                 mentions=script_mentions(project, [name, *alias_list]))
         record(project, "add", f"add {asset_type} {name}", store.snapshot(project, []), [aid])
     return asset_view(project, aid)
 
 
+def script_mentions(project: Project, names: list[str], limit: int = 500) -> list[dict[str, Any]]:
+    """Mentions (with context) of `names` in the extracted script: every element whose text
+    names one of them as a whole word, case-insensitively. None when there is no script."""
+    import re
+
+    path = project.stage()["script_path"]
+    if not path:
+        return []
+    file = next((c for c in (Path(path), project.root / path) if c.is_file()), None)
+    if file is None:
+        return []
+    try:
+        from .screenplay import load
+
+        sp = load(file)
+    except Exception:  # noqa: BLE001 - a changed or broken script: no mentions, not an error
+        return []
+    words = [n for n in dict.fromkeys(x.strip() for x in names) if n]
+    if not words:
+        return []
+    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)",
+                         re.IGNORECASE)
+    out: list[dict[str, Any]] = []
+    for el in sp.elements:
+        if el.scene is None or not el.text:
+            continue
+        m = pattern.search(el.text)
+        if m:
+            out.append({"scene_number": el.scene, "text": m.group(1),
+                        "context": " ".join(el.text.split())[:300]})
+            if len(out) >= limit:
+                break
+    return out
+
+
 # ---- remove (image files go to the trash: trash.py) ----------------------------------------
+
+
+def note_curation(project: Project, kind: str, row: dict[str, Any], *, target: int | None = None
+                  ) -> None:
+    """Record (inside the caller's transaction) that the user removed `row` or merged it into
+    `target`, under its name and aliases, so re-extraction honours it (curation_records, m003)."""
+    for name in [row["name"], *meta_of(row).get("aliases", [])]:
+        key = store.name_key(name)
+        if not key:
+            continue
+        project.db.execute(
+            "INSERT INTO curation_records (branch_id, kind, asset_type, name_key, name, "
+            "target_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(branch_id, kind, asset_type, name_key) DO UPDATE SET target_id = excluded.target_id, "
+            "name = excluded.name", [project.branch_id, kind, row["asset_type"], key, name, target,
+                                     now()])
+
+
+def restore_removed(project: Project) -> list[str]:
+    """Forget this branch's removals (extract --restore-removed): the names that come back."""
+    with atomic(project.db):
+        names = [r[0] for r in project.db.execute(
+            "SELECT name FROM curation_records WHERE branch_id = ? AND kind = 'removed' "
+            "ORDER BY id", [project.branch_id])]
+        project.db.execute("DELETE FROM curation_records WHERE branch_id = ? AND kind = 'removed'",
+                           [project.branch_id])
+    return names
 
 
 def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
@@ -297,6 +360,8 @@ def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
             ids = list(found)
             before = store.snapshot(project, ids)
             files = image_files(project, ids)
+            for row in found.values():
+                note_curation(project, "removed", row)
             store.delete_assets(project, ids)
             # a file another branch's copy still points at stays where it is
             moves = [(f, trash_name(project, f)) for f in files
@@ -402,6 +467,8 @@ def merge(project: Project, target: str, sources: list[str], *,
                     have.add(key)
                     moved.append(m["id"])
         src_ids = [s["id"] for s in srcs]
+        for s in srcs:
+            note_curation(project, "merged", s, target=t["id"])
         store.move_mentions(project, moved, t["id"])
         store.move_jobs(project, src_ids, t["id"])
         store.delete_assets(project, src_ids)
@@ -446,7 +513,7 @@ def load_script(project: Project, asset: ExtractedAsset):
 
 
 def describe(project: Project, ref: str, *, model: str | None = None, api_base: str | None = None,
-             instructions: str | None = None) -> tuple[str, store.AssetView, bool]:
+             instructions: str | None = None, api_key_env: str | None = None) -> tuple[str, store.AssetView, bool]:
     """Regenerate one description (pass 2 for one asset).
 
     Returns (old description, the asset now, whether it changed); an unchanged description
@@ -457,7 +524,7 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     """
     from .extract.registry import resolve
 
-    extractor = resolve(model, api_base=api_base)
+    extractor = resolve(model, api_base=api_base, api_key_env=api_key_env)
     model = extractor.model
     project.require_draft("describe assets")
     _, capsule = project.require_style()
@@ -467,7 +534,9 @@ def describe(project: Project, ref: str, *, model: str | None = None, api_base: 
     result = extractor.distill(asset, db=project.db, style_name=capsule.name,
                                script=lambda: load_script(project, asset),
                                instructions=instructions)
-    text = store.check_description(result.description)
+    from .secrets import scrub
+
+    text = store.check_description(scrub(result.description))  # a provider's words, scrubbed
     if not text:
         raise Stage5Error(f"the {extractor.noun} returned an empty "
                           f"description for {row['name']}; nothing changed")

@@ -9,9 +9,33 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from .errors import Stage5Error, UsageError
+
+
+def _import_sqlite_utils():
+    """sqlite-utils, without the numpy and pandas it imports at module level (~60 ms) only to
+    accept their types as column values, which stage5 never passes. While it loads, numpy and
+    pandas are marked absent in sys.modules (sqlite-utils then skips them) unless something
+    already imported them; the marks are removed at once, so a later `import numpy` (torch,
+    diffusers, litellm) works as usual. The one place stage5 imports sqlite-utils first; its
+    pluggy entry-point scan is skipped too (connect passes execute_plugins=False)."""
+    import sys
+
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    blocked = [m for m in ("numpy", "pandas") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        for m in blocked:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -36,7 +60,7 @@ def connect(path: Path | str, *, create: bool = False) -> sqlite_utils.Database:
     except sqlite3.DatabaseError as e:
         raise UsageError(f"{path} is not a usable SQLite database ({e})") from None
     _open_connections.append(conn)
-    return sqlite_utils.Database(conn)
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 # Connections opened by this process; the CLI closes them when a command ends (so a
@@ -68,25 +92,60 @@ def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         try:
             yield db
         except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
+            if conn.in_transaction:  # (SQLite may have rolled the whole transaction back)
+                try:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                except sqlite3.Error:
+                    pass
             raise
         conn.execute(f"RELEASE {name}")
         return
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
-        raise Stage5Error(f"the project database is busy or read-only ({e})") from None
+        raise Stage5Error(describe_error(e)) from None
     try:
         yield db
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     try:
         conn.execute("COMMIT")
     except sqlite3.OperationalError as e:
+        _rollback(conn)
+        raise Stage5Error(f"could not save the change: {describe_error(e)}") from None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back only what is still open: SQLite already rolled back after SQLITE_FULL or an
+    I/O error, and a second ROLLBACK ("no transaction is active") would hide the real error."""
+    if not conn.in_transaction:
+        return
+    try:
         conn.execute("ROLLBACK")
-        raise Stage5Error(f"could not save the change ({e})") from None
+    except sqlite3.Error:
+        pass
+
+
+def describe_error(e: BaseException) -> str:
+    """What a SQLite error means for the user, in a few words (its text in brackets)."""
+    text = str(e)
+    low = text.lower()
+    code = getattr(e, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "database or disk is full" in low:
+        return f"disk full ({text})"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in low \
+            or "read-only" in low:
+        return f"the project database is read-only ({text}); check the permissions of the " \
+               "project folder and stage5.db"
+    if "locked" in low or "busy" in low:
+        return "the project database is busy (another stage5 is writing); try again"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR or "disk i/o error" in low:
+        return f"the disk failed while writing ({text}): is it full, or over a size limit?"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_CANTOPEN:
+        return f"cannot open the project database ({text})"
+    return f"the project database is damaged or unreadable ({text}); run stage5 doctor"
 
 
 _depths: dict[int, int] = {}
@@ -104,4 +163,9 @@ def dumps(value: object) -> str:
 def loads(value: str | None, default: object = None) -> object:
     if value in (None, ""):
         return default
-    return json.loads(value)
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        shown = str(value)[:40]
+        raise Stage5Error(f"the project database holds a value that is not valid JSON "
+                          f"({shown!r}): it was edited by hand; run stage5 doctor") from None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import files as files_mod
 from .db import atomic, now
 from .errors import Stage5Error
 
@@ -58,6 +58,7 @@ def check_project(root: Path, fix: bool, report: Report) -> None:
     applied = migrations.applied(db)
     report.add("migrations", applied == migrations.known_versions(),
                f"{len(applied)} applied of {len(migrations.known_versions())}")
+    check_rows(db, report)
 
     stuck = [r["id"] for r in db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')")
@@ -85,27 +86,63 @@ def check_project(root: Path, fix: bool, report: Report) -> None:
         c.detail += " (pointers cleared: run stage5 generate --missing)"
 
     images = project.images_dir
-    files = [p for p in images.glob("*") if p.is_file()] if images.is_dir() else []
-    temps = [p for p in files if ".tmp" in p.name or p.name.startswith(".")]
-    orphans = [p for p in files if p not in temps and f"images/{p.name}" not in referenced]
+    if images.exists() and not files_mod.inside(root, images):
+        report.add("images folder", False, f"{images} points outside the project folder "
+                   f"({images.resolve()}): stage5 will not write or move files there")
+        return
+    entries = [p for p in images.iterdir() if p.is_file() and not p.is_symlink()] \
+        if images.is_dir() else []
+    temps = files_mod.stale_temp_files(images) if images.is_dir() else []
+    orphans = [p for p in entries if p not in temps and f"images/{p.name}" not in referenced
+               and not p.name.startswith(".")]
     c = report.add("temporary files", not temps, f"{len(temps)} left by an interrupted write"
                    if temps else "none", fixable=bool(temps))
     if temps and fix:
-        for p in temps:
-            p.unlink(missing_ok=True)
+        files_mod.remove_stale_temp_files(images)
         c.fixed = True
-    c = report.add("orphan images", not orphans, f"{len(orphans)} file(s) no asset or job uses"
-                   if orphans else "none", fixable=bool(orphans))
-    if orphans and fix:
-        project.trash_dir.mkdir(parents=True, exist_ok=True)
-        for p in orphans:
-            os.replace(p, project.trash_dir / p.name)
-        c.fixed = True
-        c.detail += f" (moved to {project.trash_dir})"
+    # Files no asset or job uses may be the user's (a mood board kept beside the images):
+    # reported, never moved or deleted.
+    names = ", ".join(p.name for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+    report.add("unreferenced files", True, f"{len(orphans)} file(s) in images/ that no asset or "
+               f"job uses (left alone): {names}" if orphans else "none")
+
+
+# (table, column) pairs that hold JSON
+JSON_COLUMNS = [("project_assets", "metadata"), ("image_generation_jobs", "metadata"),
+                ("events", "payload"), ("stage_state", "content"), ("style_capsules", "body")]
+
+
+def check_rows(db: Any, report: Report) -> None:
+    """Rows edited by hand: the project row and its active branch, each branch's stage state,
+    JSON columns that do not parse."""
+    problems: list[str] = []
+    rows = db.execute("SELECT active_branch_id FROM project").fetchall()
+    if len(rows) != 1:
+        problems.append(f"{len(rows)} project rows (expected 1)")
+    elif not db.execute("SELECT 1 FROM branches WHERE id = ?", [rows[0][0]]).fetchone():
+        problems.append(f"the active branch (id {rows[0][0]}) does not exist")
+    missing = db.execute("SELECT name FROM branches WHERE id NOT IN "
+                         "(SELECT branch_id FROM stage_state)").fetchall()
+    if missing:
+        problems.append("no stage state for branch " + ", ".join(repr(r[0]) for r in missing))
+    tables = set(db.table_names())
+    for table, col in JSON_COLUMNS:
+        if table not in tables or col not in db[table].columns_dict:
+            continue
+        bad = db.execute(f"SELECT count(*) FROM [{table}] WHERE [{col}] IS NOT NULL AND [{col}] "
+                         f"!= '' AND NOT json_valid([{col}])").fetchone()[0]
+        if bad:
+            problems.append(f"{bad} row(s) of {table}.{col} not valid JSON")
+    report.add("rows", not problems, "; ".join(problems) or "ok")
 
 
 def check_environment(report: Report, model: str | None) -> None:
-    """Optional extras, and what the extractor --model / $STAGE5_MODEL names needs."""
+    """The version, optional extras, and what the extractor --model / $STAGE5_MODEL names needs."""
+    import platform
+
+    from . import __version__
+
+    report.add("version", True, f"stage5 {__version__} (Python {platform.python_version()})")
     for extra, modules in (("pdf", ["pypdf"]), ("diffusers", ["torch", "diffusers", "transformers"])):
         found = [m for m in modules if importlib.util.find_spec(m) is None]
         report.add(f"extra: {extra}", True,

@@ -44,10 +44,12 @@ def describe_unexpected(e: BaseException) -> str:
     """One line for an error nobody anticipated (the traceback shows with STAGE5_DEBUG=1)."""
     import sqlite3
 
-    if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-        return "the project database is busy (another stage5 is writing); try again"
-    if isinstance(e, sqlite3.DatabaseError):
-        return f"the project database is damaged or unreadable ({e}); run stage5 doctor"
+    if isinstance(e, sqlite3.Error):
+        from .db import describe_error
+
+        return describe_error(e)
+    if isinstance(e, StopIteration):  # a next() over a row that must exist (edited by hand)
+        return "the project database lacks a row it needs (edited by hand?); run stage5 doctor"
     if isinstance(e, OSError):
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return f"{e.strerror or e}{where}"

@@ -39,7 +39,34 @@ def schema() -> dict[str, Any]:
 # ---- the document ----------------------------------------------------------------------------
 
 
-def _image_info(project: Project, rel: str | None, name: str, *, strict: bool) -> dict | None:
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _user_mode(path: Path, *, folder: bool = False) -> None:
+    """Give a file (0666) or folder (0777) the user's umask, as `open` would (temp files start
+    private)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def _rel(path: Path, base: Path) -> str:
+    """`path` relative to `base` (POSIX separators), so a document travels with its files."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+
+
+def _script_info(project: Project, st: dict[str, Any]) -> dict[str, Any] | None:
+    """The extracted script, its path relative to the project folder, and its sha256."""
+    if not st["script_path"]:
+        return None
+    raw = Path(st["script_path"])
+    path = raw if raw.is_absolute() else (Path.cwd() / raw)
+    return {"path": _rel(path, project.root), "sha256": st["script_sha256"]}
+
+
+def _image_info(project: Project, rel: str | None, name: str, *, strict: bool,
+                base: Path | None = None) -> dict | None:
     if not rel:
         return None
     path = project.root / rel
@@ -56,12 +83,18 @@ def _image_info(project: Project, rel: str | None, name: str, *, strict: bool) -
             width, height = im.size
     except (OSError, UnidentifiedImageError) as e:
         raise Stage5Error(f"cannot read the image of asset {name!r} ({path}): {e}") from None
-    return {"path": str(path.resolve()), "sha256": hashlib.sha256(raw).hexdigest(),
+    return {"path": _rel(path, base or Path.cwd()), "sha256": hashlib.sha256(raw).hexdigest(),
             "width": width, "height": height}
 
 
-def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
-    """The export document. Refused (exit 3) unless stage 5 is locked or `draft` is set."""
+def build_document(project: Project, *, draft: bool = False, base: Path | None = None
+                   ) -> dict[str, Any]:
+    """The export document. Refused (exit 3) unless stage 5 is locked or `draft` is set.
+
+    Paths travel: `project.path` and every `image.path` are relative to `base`, the folder the
+    document is written to (default: the current folder, where `export > file` puts it); the
+    script's path is relative to the project folder."""
+    base = Path(base) if base is not None else Path.cwd()
     from . import readiness, store
 
     st = project.stage()
@@ -85,7 +118,7 @@ def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
     for v in readiness.list_views(project):
         item = v.model_dump(mode="json")
         item["mentions"] = mentions.get(v.id, [])
-        image = _image_info(project, v.image_key_url, v.name, strict=not draft)
+        image = _image_info(project, v.image_key_url, v.name, strict=not draft, base=base)
         if image is not None:
             image["style_sha256"] = styles.get(style_of.get(v.id))
         item["image"] = image
@@ -94,12 +127,11 @@ def build_document(project: Project, *, draft: bool = False) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "generated_at": now(),
         "draft": draft,  # True only with --draft (an unlocked stage needs it)
-        "project": {"uid": project.uid, "path": str(project.root.resolve())},
+        "project": {"uid": project.uid, "path": _rel(project.root, base)},
         "branch": branch,
         "stage": {
             "number": st["stage"], "status": st["status"],
-            "script": None if not st["script_path"] else {
-                "path": st["script_path"], "sha256": st["script_sha256"]},
+            "script": _script_info(project, st),
         },
         "style": None if style is None else {
             "id": style[0]["style_id"], "name": style[0]["name"], "sha256": style[0]["sha256"],
@@ -131,6 +163,7 @@ def write_text(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temp file in the same folder and a rename."""
     try:
         files.write_text(path, text)
+        _user_mode(Path(path))
     except OSError as e:
         raise _cannot_write(path, e) from None
     return Path(path)
@@ -153,7 +186,10 @@ def export(project: Project, fmt: str, out: Path | None, *, draft: bool = False)
 
             text = export_breakdown(project, fmt, draft=draft)
         return text, (None if out is None else write_text(Path(out), text))
-    doc = build_document(project, draft=draft)
+    # json/yaml: paths relative to the file's folder; html copies the images next to the page
+    # (DIR/images/), so its document keeps paths the copy can read from here
+    doc = build_document(project, draft=draft,
+                         base=None if out is None or fmt == "html" else Path(out).parent)
     if fmt == "html":
         return "", write_contact_sheet(doc, Path(out))  # type: ignore[arg-type]
     text = to_json(doc) if fmt == "json" else to_yaml(doc)
@@ -364,7 +400,7 @@ def write_contact_sheet(doc: dict[str, Any], out_dir: Path) -> Path:
         for src, name in names.items():
             shutil.copyfile(src, tmp / "images" / name)
         (tmp / "index.html").write_text(page, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a sheet is meant to be shared
+        _user_mode(tmp, folder=True)  # mkdtemp makes it private; a sheet is meant to be shared
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
             os.replace(out_dir, old)

@@ -61,6 +61,8 @@ class EventView(BaseModel):
     undoable: bool
     why_not: str | None
     payload: dict[str, Any] | None = None
+    # for `undo`: the newer permanent events (promote, style lock, branch create) it stepped over
+    stepped_over: list[str] = []
 
 
 def record(project: Project, command: str, summary: str, before: dict, touched: list[int],
@@ -136,16 +138,36 @@ def last_event(project: Project) -> dict[str, Any] | None:
         [project.branch_id]), None)
 
 
+def _undo_target(project: Project) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The event `undo` reverts: the newest not-undone event of the active branch that is not
+    permanent by its kind (PERMANENT: they change nothing undo could restore, so they must not
+    wall off the history below them), and the permanent ones stepped over, newest first.
+    With only permanent events left: the newest of them (its error says why)."""
+    skipped: list[dict[str, Any]] = []
+    for e in project.db.query(
+            "SELECT * FROM events WHERE branch_id = ? AND undone = 0 ORDER BY id DESC",
+            [project.branch_id]):
+        if e["command"] in PERMANENT:
+            skipped.append(e)
+            continue
+        return e, skipped
+    return (skipped[0], []) if skipped else (None, [])
+
+
+def _stepped(events: list[dict[str, Any]]) -> list[str]:
+    return [f"{e['command']} (event {e['id']})" for e in events]
+
+
 def peek(project: Project) -> EventView:
     """What `undo` would revert (UsageError when there is nothing)."""
-    e = last_event(project)
+    e, skipped = _undo_target(project)
     if e is None:
         raise UsageError(f"nothing to undo on branch {project.branch()['name']!r}")
     p = loads(e["payload"], {}) or {}
     why = why_not(project, e, p)
     return EventView(id=e["id"], at=e["at"], branch=project.branch()["name"], command=e["command"],
                      summary=_summary(e["command"], p), undone=False, undoable=why is None,
-                     why_not=why)
+                     why_not=why, stepped_over=_stepped(skipped))
 
 
 def _by_id(rows: list[dict]) -> list[dict]:
@@ -170,6 +192,22 @@ def _changed_since(project: Project, payload: dict[str, Any]) -> str | None:
     return None
 
 
+def _generating(project: Project, ids: list[int]) -> int | None:
+    """The pid of another live process with image jobs for these assets still pending or
+    running (read inside undo's transaction), or None."""
+    from .jobs import owner_alive
+
+    if not ids:
+        return None
+    marks = ",".join("?" * len(ids))
+    for (pid,) in project.db.execute(
+            f"SELECT DISTINCT pid FROM image_generation_jobs WHERE status IN ('pending', "
+            f"'running') AND asset_id IN ({marks})", ids).fetchall():
+        if owner_alive(pid):
+            return pid
+    return None
+
+
 def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> None:
     command = event["command"]
     why = why_not(project, event, payload)
@@ -182,6 +220,10 @@ def _check(project: Project, event: dict[str, Any], payload: dict[str, Any]) -> 
     if "before" not in payload:
         return
     touched = list(payload.get("touched", []))
+    busy = _generating(project, touched)
+    if busy:
+        raise BlockedError(f"cannot undo {command} (event {event['id']}): a generate is still "
+                           f"running (pid {busy}); wait for it to finish, or stop it, then undo")
     ids = sorted(set(touched) | {a["id"] for a in payload["before"].get("assets", [])})
     for r in store.by_ids(project, ids):
         if r["branch_id"] != event["branch_id"]:
@@ -223,7 +265,7 @@ def undo(project: Project) -> tuple[EventView, list[str]]:
     notes: list[str] = []
     try:
         with atomic(project.db):
-            event = last_event(project)
+            event, _ = _undo_target(project)
             if event is None:
                 raise UsageError(f"nothing to undo on branch {project.branch()['name']!r}")
             payload = loads(event["payload"], {}) or {}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import store
+from . import files, store
 from .db import atomic, dumps, loads, now
 from .errors import Stage5Error, UsageError
 from .project import Project
@@ -35,9 +35,10 @@ class Selection:
 def recover_stuck(project: Project) -> int:
     """Fail `running` rows whose process is gone (a kill -9) and delete the temp files such a
     process left; returns how many rows."""
+    from .files import require_inside
     from .images.png import remove_stale_temp_files
 
-    remove_stale_temp_files(project.images_dir)
+    remove_stale_temp_files(require_inside(project.root, project.images_dir, "images/"))
     stuck = list(project.db.query(
         "SELECT id, pid FROM image_generation_jobs WHERE status IN ('running', 'pending')"))
     dead = [r["id"] for r in stuck if not owner_alive(r["pid"])]
@@ -196,6 +197,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
     from .images.png import a1111_parameters, write_png
 
     project.require_draft("generate images")
+    started = store.started_on(project)  # images are saved only while this is still so
     backend = plan.backend
     model = backend.model_name()
     ids = [r.asset_id for r in plan.requests]
@@ -215,7 +217,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
             }).last_pk
         project.record_event(command, {
             "summary": {"images": len(plan.requests), "backend": backend.backend_id},
-            "before": before, "touched": ids,
+            "before": before, "touched": ids, "pid": os.getpid(),
         })
     done: list[str] = []
     failed: list[dict[str, str]] = []
@@ -232,6 +234,7 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
     try:
         try:
             project.images_dir.mkdir(parents=True, exist_ok=True)
+            files.require_inside(project.root, project.images_dir, "images/")
         except OSError as e:
             raise Stage5Error(f"cannot write images to {project.images_dir}: {e.strerror or e}") from None
         backend.check()
@@ -259,6 +262,11 @@ def run(project: Project, plan: Plan, *, command: str = "generate",
                 else:
                     info = {**result.info, "sha256": sha}
                     with atomic(project.db):
+                        try:
+                            store.check_started_on(project, started, "generate")
+                        except store.MovedOn:
+                            (project.root / rel).unlink(missing_ok=True)  # ours, just written
+                            raise
                         project.db.execute(
                             "UPDATE image_generation_jobs SET status = 'done', image_path = ?, "
                             "cost_usd = ?, metadata = ?, finished_at = ?, "

@@ -354,15 +354,8 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
 # ---- use -----------------------------------------------------------------------------------
 
 
-def use(project: Project, name: str, *, as_name: str | None = None,
-        asset_type: str | None = None) -> tuple[dict[str, Any], list[str]]:
-    """Copy a library asset (and its image) into the project's active branch as a new,
-    unlocked asset of origin 'library'. Returns (the new project row, warnings)."""
-    project.require_draft("use a library asset")
-    lib = open_library()
-    row = _find(lib, name, asset_type)
-    assert lib is not None
-    new_name = store.check_name(as_name if as_name is not None else row["name"])
+def _taken(project: Project, new_name: str) -> dict[str, dict]:
+    """Every name and alias of the branch (lower-cased); UsageError if `new_name` is one."""
     taken: dict[str, dict] = {}
     for r in store.rows(project):
         for n in [r["name"], *store.meta_of(r).get("aliases", [])]:
@@ -372,6 +365,19 @@ def use(project: Project, name: str, *, as_name: str | None = None,
         raise UsageError(f"the project already has an asset named {new_name!r} "
                          f"({r['asset_type']} {r['name']!r}, id {r['id']}): "
                          "pass --as NEW_NAME")
+    return taken
+
+
+def use(project: Project, name: str, *, as_name: str | None = None,
+        asset_type: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Copy a library asset (and its image) into the project's active branch as a new,
+    unlocked asset of origin 'library'. Returns (the new project row, warnings)."""
+    project.require_draft("use a library asset")
+    lib = open_library()
+    row = _find(lib, name, asset_type)
+    assert lib is not None
+    new_name = store.check_name(as_name if as_name is not None else row["name"])
+    taken = _taken(project, new_name)
     src = lib.root / row["image_key_url"]
     if not src.is_file():
         raise Stage5Error(f"the library image of {row['name']!r} is missing ({src}); "
@@ -395,6 +401,7 @@ def use(project: Project, name: str, *, as_name: str | None = None,
     if new_name.lower() != row["name"].lower() and row["name"].lower() not in taken:
         aliases.append(row["name"])
     project.images_dir.mkdir(parents=True, exist_ok=True)
+    files.require_inside(project.root, project.images_dir, "images/")
     fname = f"lib{row['id']}-{row['image_sha256'][:12]}{src.suffix.lower() or '.png'}"
     rel = f"images/{fname}"
     dst = project.root / rel
@@ -413,6 +420,10 @@ def use(project: Project, name: str, *, as_name: str | None = None,
     }
     try:
         with atomic(project.db):
+            # the name check again, inside the transaction that adds: two `library use` at
+            # once never add the asset twice
+            project.require_draft("use a library asset")
+            _taken(project, new_name)
             aid = store.insert_asset(
                 project, name=new_name, asset_type=row["asset_type"],
                 description=row["description"], metadata=metadata, origin="library",

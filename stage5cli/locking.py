@@ -16,18 +16,20 @@ def set_locked(project: Project, refs: list[str], locked: bool) -> list[str]:
         raise BlockedError(
             f"stage 5 is locked on branch {project.branch()['name']!r}: assets cannot be "
             "unlocked; run stage5 branch create NAME to change anything")
-    rows = []
-    seen = set()
-    for ref in refs:
-        r = store.resolve(project, ref)
-        if r["id"] not in seen:
-            seen.add(r["id"])
-            rows.append(r)
-    changed = [r for r in rows if bool(r["locked"]) != locked]
-    if not changed:
-        return []
-    ids = [r["id"] for r in changed]
-    with atomic(project.db):
+    with atomic(project.db):  # what is locked now is read inside the transaction that locks
+        if locked:
+            project.require_draft("lock assets")
+        rows = []
+        seen = set()
+        for ref in refs:
+            r = store.resolve(project, ref)
+            if r["id"] not in seen:
+                seen.add(r["id"])
+                rows.append(r)
+        changed = [r for r in rows if bool(r["locked"]) != locked]
+        if not changed:
+            return []
+        ids = [r["id"] for r in changed]
         before = store.snapshot(project, ids)
         marks = ",".join("?" * len(ids))
         project.db.execute(f"UPDATE project_assets SET locked = ?, updated_at = ? WHERE id IN ({marks})",
@@ -65,9 +67,10 @@ def lock_all(project: Project, *, generated_only: bool = False, strict: bool = F
                       "assets": skipped, "count": len(skipped)}] if skipped else [])
         return {"locked": names, "stage": project.stage()["status"], "blockers": [],
                 "warnings": warnings}
-    if project.stage()["status"] == "locked":
-        return {"locked": [], "stage": "locked", "blockers": [], "warnings": [], "already": True}
-    with atomic(project.db):
+    with atomic(project.db):  # every read that decides the lock happens inside it
+        if project.stage()["status"] == "locked":
+            return {"locked": [], "stage": "locked", "blockers": [], "warnings": [],
+                    "already": True}
         r = assess(project, strict=strict, allow_placeholder=allow_placeholder)
         warn = [g.model_dump() for g in r.warnings]
         if r.blockers:

@@ -267,6 +267,27 @@ def m002_image_provenance(db: sqlite_utils.Database) -> None:
                    "image_source_sha256 = ? WHERE id = ?", [r["backend"], recipe, source, r["id"]])
 
 
+@PROJECT.migration
+def m003_curation_records(db: sqlite_utils.Database) -> None:
+    """What the user removed and merged, per branch, so re-extraction honours it: a removed
+    asset stays removed; a merged source name (of any type) maps to the asset it went into.
+    One row per (branch, kind, asset type, name key); `target_id` is the merge target."""
+    db.execute(
+        """
+        CREATE TABLE curation_records (
+            id INTEGER PRIMARY KEY,
+            branch_id INTEGER NOT NULL REFERENCES branches(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('removed', 'merged')),
+            asset_type TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            target_id INTEGER,
+            created_at TEXT NOT NULL,
+            UNIQUE (branch_id, kind, asset_type, name_key)
+        )"""
+    )
+
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -286,7 +307,8 @@ def preflight(path: Path, *, known: list[str], label: str, allow_empty: bool = F
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
         try:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if names and TABLE not in names:
+            if (names or not allow_empty) and TABLE not in names:
+                # (an empty SQLite file is foreign too: stage5 never leaves one as a project)
                 raise UsageError(f"{path} is a SQLite database but not a stage5 {label}")
             if TABLE in names:
                 done = [r[0] for r in conn.execute(f"SELECT name FROM {TABLE} ORDER BY id")]

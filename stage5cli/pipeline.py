@@ -32,6 +32,7 @@ class PipelineOptions:
     style_file: Path | None = None  # a style capsule YAML imported into the project first
     model: str | None = None  # LLM for extraction, already resolved (None: built-in extractor)
     api_base: str | None = None
+    api_key_env: str | None = None  # the variable whose key is sent to the LLM (secrets.py)
     llm_concurrency: int = 8  # LLM requests in flight (per project; `gate` caps them all)
     timeout: float = 60.0  # seconds per LLM request
     generate: bool = False  # an image key for every asset (generate --all)
@@ -121,7 +122,8 @@ def _extract(project: Any, script: Path, opts: PipelineOptions, gate: Any) -> An
     from .extract.service import run as extract
 
     return extract(project, script, LLMOptions(
-        model=opts.model, api_base=opts.api_base, concurrency=opts.llm_concurrency,
+        model=opts.model, api_base=opts.api_base, api_key_env=opts.api_key_env,
+        concurrency=opts.llm_concurrency,
         timeout=opts.timeout, gate=gate))
 
 
@@ -197,6 +199,8 @@ def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progre
         res.requests = int(st.get("requests") or 0)
         res.add_cost(st.get("cost_usd", 0.0))
         res.warnings = list(outcome.failures)
+        if outcome.result.grounding_warning():  # LLM entities the script does not name
+            res.warnings.append(outcome.result.grounding_warning())
         _fill_counts(res, project)
         done("extract")
         if opts.resolve_conflicts:

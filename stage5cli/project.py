@@ -278,7 +278,10 @@ def _branch_by_name(project: Project, name: str) -> dict[str, Any]:
     return rows[0]
 
 
-def create_branch(project: Project, name: str, style_id: str | None, switch: bool = True) -> dict:
+def create_branch(project: Project, name: str, style_id: str | None, switch: bool = True,
+                  keep_style: bool = True) -> dict:
+    """A new branch with a copy of the active branch's assets (unlocked). Its style: `style_id`
+    locked afresh; else (keep_style) the active branch's locked style; else none."""
     name = name.strip()
     if not name or len(name) > 64 or any(c in name for c in "\n\r\t/"):
         raise UsageError("a branch name must be 1-64 characters without '/', tabs or newlines")
@@ -291,8 +294,11 @@ def create_branch(project: Project, name: str, style_id: str | None, switch: boo
         bid = project.db["branches"].insert(
             {"name": name, "parent_id": parent, "created_at": now()}
         ).last_pk
-        sid = _snapshot_style(project, capsule, origin) if capsule else None
         src = project.stage(parent)
+        if capsule:
+            sid = _snapshot_style(project, capsule, origin)
+        else:  # the same locked snapshot as the parent (or none)
+            sid = src["locked_visual_style_capsule_id"] if keep_style else None
         project.db["stage_state"].insert({
             "branch_id": bid, "stage": 5, "status": "draft",
             "locked_visual_style_capsule_id": sid, "style_locked_at": now() if sid else None,
@@ -302,7 +308,8 @@ def create_branch(project: Project, name: str, style_id: str | None, switch: boo
         copy_assets(project, parent, bid)
         if switch:
             project.db.execute("UPDATE project SET active_branch_id = ?", [bid])
-        project.record_event("branch create", {"name": name, "from": parent, "style_id": style_id})
+        project.record_event("branch create", {"name": name, "from": parent, "style_id": style_id,
+                                               "kept_style": bool(sid and not capsule)})
     return next(project.db.query("SELECT * FROM branches WHERE id = ?", [bid]))
 
 

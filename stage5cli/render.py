@@ -8,15 +8,17 @@ from typing import Any
 def render_status(con, data: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from stage5cli.safe_text import esc
+
     style = data["style"]
-    con.print(f"[bold]project[/] {data['project']}   [bold]branch[/] {data['branch']}   "
+    con.print(f"[bold]project[/] {esc(data['project'])}   [bold]branch[/] {esc(data['branch'])}   "
               f"[bold]stage 5[/] {data['status']}")
     if style:
-        con.print(f"[bold]style[/] {style['id']} ({style['name']}) sha256 {style['sha256'][:12]}")
+        con.print(f"[bold]style[/] {esc(style['id'])} ({esc(style['name'])}) sha256 {style['sha256'][:12]}")
     else:
         con.print("[bold]style[/] [red]none locked[/] - run stage5 style list, then stage5 style lock ID")
     if data["script"]:
-        con.print(f"[bold]script[/] {data['script']['path']}")
+        con.print(f"[bold]script[/] {esc(data['script']['path'])}")
     t = Table(title="Assets")
     cols = (("type", None), ("total", "total"), ("image ok", "ok"), ("placeholder", "placeholder"),
             ("stale image", "image_stale"), ("no image", "no_image"), ("locked", "locked"),
@@ -31,13 +33,15 @@ def render_status(con, data: dict[str, Any]) -> None:
 
 def render_blockers(con, blockers: list[dict], warnings: list[dict], limit: int = 25) -> None:
     """The grouped blockers and warnings: one row per cause with the one command that fixes it."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from stage5cli.safe_text import esc as escape
 
     for title, rows, colour in (("Blocks stage 5", blockers, "red"), ("Warnings", warnings, "yellow")):
         if not rows:
             continue
         t = Table(title=title, title_style=colour)
+        t.section = True  # piped: introduced by a `# title` line (cli.app.console)
         for col in ("what", "assets", "fix"):
             t.add_column(col, overflow="fold")
         for r in rows[:limit]:

@@ -51,7 +51,11 @@ def still_referenced(project: Project, path: Path) -> bool:
 
 
 def trash_name(project: Project, path: Path) -> Path:
+    from .files import require_inside
+
+    require_inside(project.root, project.trash_dir, "the trash folder")
     project.trash_dir.mkdir(parents=True, exist_ok=True)
+    require_inside(project.root, project.trash_dir, "the trash folder")
     while True:
         dest = project.trash_dir / f"{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}"
         if not dest.exists():

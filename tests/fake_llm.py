@@ -6,7 +6,9 @@ from scene headings, props from CAPITALISED words after an article. Pass-2 reque
 get a valid 4-sentence distillation, conflict requests a valid suggestion, and a repair
 request (an assistant turn followed by a user turn) a valid answer to the original question.
 
-Switches make it misbehave: garbage answers (always, or for requests naming a string),
+Switches make it answer like a real model would: inside a Markdown fence with prose around
+it (`fenced`), with entities the chunk never names (`invent`), with a character named
+differently in every chunk (`variants`). Others make it misbehave: garbage answers (always, or for requests naming a string),
 invalid JSON once, a schema error once, 429 / 500 / a dropped connection for the first N
 requests, a delay, a hang, a 401 that echoes the Authorization header.
 
@@ -111,6 +113,12 @@ class FakeLLM:
     hang: float = 0.0  # seconds to sleep before answering (longer than the client timeout)
     auth_error: bool = False  # 401 whose message echoes the Authorization header
     not_found: bool = False  # 404 model not found
+    fenced: bool = False  # every answer as "Here you go:\n```json\n{...}\n```\nprose"
+    # extra pass-1 entities in every chunk's answer: (type, name) or (type, name, aliases)
+    invent: tuple = ()
+    # per-chunk names for a speaker: {"OLD MAN": [("THE OLD MAN", []), ("old man's", []),
+    # ("Mr. Fisher", ["Old Man"])]}; the chunk starting at scene n uses entry (n - 1) % len
+    variants: dict = field(default_factory=dict)
     server: LoopbackServer | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -185,7 +193,10 @@ class FakeLLM:
         elif n == 1 and self.schema_error_once:
             content = json.dumps({"things": []})
         else:
-            content = json.dumps(self.answer(messages))
+            content = json.dumps(self.answer(messages), indent=1 if self.fenced else None)
+            if self.fenced:
+                content = (f"Sure! Here is the JSON you asked for:\n\n```json\n{content}\n```\n\n"
+                           "Let me know if you want {more} detail.")
         prompt_tokens = (len(everything) + 3) // 4 + 4 * len(messages)
         return Reply(delay=delay, body=chat_reply(content, prompt_tokens, (len(content) + 3) // 4))
 
@@ -200,8 +211,25 @@ class FakeLLM:
             return pass2_answer(first)
         script = _data_block(first)
         if script is not None:
-            return pass1_answer(script)
+            return self._pass1(script)
         return {"error": "unrecognised request"}
+
+    def _pass1(self, script: str) -> dict:
+        answer = pass1_answer(script)
+        first = re.search(r"^\[Scene (\d+)\]", script, re.MULTILINE)
+        scene = int(first.group(1)) if first else 1
+        for ent in answer["entities"]:
+            key = re.sub(r"\s*\(.*$", "", ent["name"]).strip()
+            forms = self.variants.get(key)
+            if forms:
+                ent["name"], aliases = forms[(scene - 1) % len(forms)]
+                ent["aliases"] = list(aliases)
+        for item in self.invent:
+            kind, name, aliases = (*item, [])[:3]
+            answer["entities"].append({"name": name, "type": kind, "aliases": list(aliases),
+                                       "mentions": [{"sceneNumber": scene, "text": name,
+                                                     "context": f"{name} looms."}]})
+        return answer
 
 
 # ---- screenplays built directly (no parser needed) -------------------------------------------
@@ -259,3 +287,27 @@ def sample_screenplay(n_scenes: int = 11, words_per_scene: int = 60) -> Screenpl
         time = "NIGHT" if i % 2 else "DAY"
         scenes.append((f"{PLACES[i % len(PLACES)]} - {time}", body))
     return build_screenplay(scenes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the fake LLM until interrupted, to try a command or a benchmark by hand:
+    python -m tests.fake_llm [--delay 0.3] [--fenced] (prints the api_base to pass)."""
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description="An OpenAI-compatible fake LLM on 127.0.0.1.")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    ap.add_argument("--fenced", action="store_true", help="answer inside ```json fences")
+    a = ap.parse_args(argv)
+    with FakeLLM(delay=a.delay, fenced=a.fenced) as llm:
+        print(llm.api_base, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,12 @@ def _file(root: Path, name: str, data: bytes | str) -> str:
     return str(p)
 
 
+def _fifo(root: Path, name: str) -> str:
+    p = root.parent / name
+    os.mkfifo(p)
+    return str(p)
+
+
 def _assets(root, cli):
     add_assets(root, TRIO)
 
@@ -71,6 +77,10 @@ CASES = [
     Case("parse-folder", lambda r, c: ["parse", str(r)], 2, "folder"),
     Case("parse-bad-fdx", lambda r, c: ["parse", _file(r, "x.fdx", "<FinalDraft><Content><Paragraph")], 2, "Final Draft"),
     Case("parse-xml-bomb", lambda r, c: ["parse", _file(r, "bomb.fdx", XML_BOMB)], 2, "fdx"),
+    Case("parse-fifo", lambda r, c: ["parse", _fifo(r, "pipe.fountain")], 2, "FIFO"),
+    Case("extract-fifo", lambda r, c: ["extract", _fifo(r, "pipe.fountain")], 2, "FIFO"),
+    Case("extract-timeout-inf", lambda r, c: ["extract", _file(r, "s.fountain", "INT. A - DAY\n"), "--timeout", "inf"], 2, "3600"),
+    Case("extract-max-size-overflow", lambda r, c: ["extract", _file(r, "s.fountain", "INT. A - DAY\n"), "--max-size", str(10**30)], 2, "--max-size"),
     Case("parse-bad-pdf", lambda r, c: ["parse", _file(r, "x.pdf", b"%PDF-1.4\n garbage garbage")], 2, "pdf"),
     Case("extract-no-style", lambda r, c: ["extract", _file(r, "s.fountain", "INT. A - DAY\n\nBOB\nHi.\n")], 3, "no visual style is locked", styled=False),
     Case("extract-empty", lambda r, c: ["extract", _file(r, "e.fountain", "\n\n")], 2, "script is empty"),
@@ -94,6 +104,15 @@ CASES = [
     Case("edit-huge-description", lambda r, c: (_assets(r, c), ["edit", "MARA", "--description", "x" * 5000])[1], 2, "at most"),
     Case("merge-into-itself", lambda r, c: (_assets(r, c), ["merge", "MARA", "mara", "--yes"])[1], 2, "itself"),
     Case("merge-locked", lambda r, c: (_assets(r, c), c("lock", "BRASS TELESCOPE", "-p", r), ["merge", "MARA", "BRASS TELESCOPE", "--yes", "--force"])[2], 3, "locked"),
+    Case("show-superscript-digit", lambda r, c: (_assets(r, c), ["show", "²"])[1], 2, "no asset named '²'"),
+    Case("show-empty-ref", lambda r, c: (_assets(r, c), ["show", "  "])[1], 2, "cannot be empty"),
+    Case("show-control-chars", lambda r, c: (_assets(r, c), ["show", "MA\x1b[2JRA"])[1], 2, "control characters"),
+    Case("show-bad-id-form", lambda r, c: (_assets(r, c), ["show", "#x1"])[1], 2, "is not an asset id"),
+    Case("show-unknown-id", lambda r, c: (_assets(r, c), ["show", "id:999"])[1], 2, "no asset with id 999"),
+    Case("remove-unknown-number", lambda r, c: (_assets(r, c), ["remove", "999", "--yes"])[1], 2, "no asset with id 999"),
+    Case("add-bare-number-name", lambda r, c: ["add", "1", "--type", "prop"], 2, "cannot be a bare number"),
+    Case("add-hash-number-name", lambda r, c: ["add", "#12", "--type", "prop"], 2, "cannot be a bare number"),
+    Case("edit-rename-to-number", lambda r, c: (_assets(r, c), ["edit", "MARA", "--name", "7"])[1], 2, "cannot be a bare number"),
     Case("add-duplicate", lambda r, c: (_assets(r, c), ["add", "mara", "--type", "character"])[1], 2, "MARA"),
     Case("undo-nothing", lambda r, c: ["undo", "--yes"], 2, "nothing to undo", styled=False),
     # ---- generation, locking, export ------------------------------------------------------
@@ -101,6 +120,9 @@ CASES = [
     Case("generate-names-and-all", lambda r, c: (_assets(r, c), ["generate", "MARA", "--all"])[1], 2, "only one"),
     Case("generate-unknown-backend", lambda r, c: (_assets(r, c), ["generate", "--all", "--backend", "dali"])[1], 2, "unknown image backend"),
     Case("generate-diffusers-no-model", lambda r, c: (_assets(r, c), ["generate", "--all", "--backend", "diffusers"])[1], 2, "--model"),
+    Case("generate-seed-overflow", lambda r, c: (_assets(r, c), ["generate", "--all", "--seed", str(2**70)])[1], 2, "4294967295"),
+    Case("generate-timeout-inf", lambda r, c: (_assets(r, c), ["generate", "--all", "--timeout", "inf"])[1], 2, "3600"),
+    Case("jobs-limit-overflow", lambda r, c: ["jobs", "--limit", str(10**30)], 2, "1000000"),
     Case("lock-all-empty", lambda r, c: ["lock-all"], 3, "at least one asset"),
     Case("export-draft-stage", lambda r, c: ["export"], 3, "lock"),
     Case("branch-switch-missing", lambda r, c: ["branch", "switch", "dev"], 2, "no branch named"),
@@ -140,7 +162,7 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not-sqlite", "newer-schema", "foreign"])
+@pytest.mark.parametrize("damage", ["truncated", "not-sqlite", "newer-schema", "foreign", "empty-sqlite"])
 def test_damaged_database(damage, project, cli):
     db = project / "stage5.db"
     if damage == "truncated":
@@ -152,10 +174,17 @@ def test_damaged_database(damage, project, cli):
         conn.execute("INSERT INTO _stage5_migrations (name, applied_at) VALUES ('m900_future', 'x')")
         conn.commit()
         conn.close()
-    else:
+    elif damage == "foreign":
         db.unlink()
         conn = sqlite3.connect(db)
         conn.execute("CREATE TABLE notes (x)")
+        conn.commit()
+        conn.close()
+    else:  # a valid SQLite file with no tables at all: not a project either
+        db.unlink()
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE notes (x)")
+        conn.execute("DROP TABLE notes")
         conn.commit()
         conn.close()
     for f in project.glob("stage5.db-*"):
@@ -188,7 +217,7 @@ def _llm_case(styled, cli, monkeypatch, **switches):
 
 @pytest.mark.parametrize("switches, code, says", [
     ({"garbage": True}, 1, "failed"),
-    ({"auth_error": True}, 2, "OPENAI_API_KEY"),
+    ({"auth_error": True}, 2, "STAGE5_API_KEY"),  # an --api-base server: never OPENAI_API_KEY
     ({"not_found": True}, 1, "not found"),
     ({"server_error_first": 99}, 1, "failed"),
     ({"rate_limit_first": 99, "retry_after": "0"}, 1, "failed"),
@@ -264,5 +293,5 @@ def test_read_only_project(styled, cli):
 
 def test_case_count():
     """The issue asks for at least 30 cases across the commands."""
-    assert len(CASES) + 4 + 7 + 2 >= 30
+    assert len(CASES) + 5 + 7 + 2 >= 30
     assert json.dumps([c.id for c in CASES])  # ids are plain strings

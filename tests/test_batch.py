@@ -293,28 +293,31 @@ def test_unfinished_project_is_rebuilt_and_foreign_folders_are_left_alone(cli, t
         script(ins / f"{n}.fountain", n)
     args = [ins, "--style", "film-noir", "--out", out, "--jobs", "2", "--json"]
     assert run(cli, *args).exit_code == 0
-    # a batch killed while building b: its project has no finished marker
-    (out / "b" / b.MARKER).unlink()
-    # and a folder that is not a stage5 project sits where c's project would go
+    # a batch killed while building b: its marker still says `building`
+    (out / "b" / b.MARKER).write_text(json.dumps({"version": 1, "state": "building"}))
     old_uid = uid(out / "a")
-    import shutil
-
-    shutil.rmtree(out / "c")
-    (out / "c").mkdir()
-    (out / "c" / "precious.txt").write_text("do not delete")
     # and a folder left by a run killed inside init: no database, no marker
     script(ins / "d.fountain", "d")
     (out / "d" / "images").mkdir(parents=True)
     (out / "d" / ".stage5.db.init-999").write_bytes(b"half")
     r = run(cli, *args)
-    assert r.exit_code == 1
+    assert r.exit_code == 0, r.output
     s = by_script(json.loads(r.stdout))
     assert s["a.fountain"]["status"] == "skipped" and uid(out / "a") == old_uid
     assert s["d.fountain"]["status"] == "ok" and not (out / "d" / ".stage5.db.init-999").exists()
-    assert s["b.fountain"]["status"] == "ok" and (out / "b" / b.MARKER).is_file()
-    assert s["c.fountain"]["status"] == "failed"
-    assert "not a stage5 project" in s["c.fountain"]["error"]
+    assert s["b.fountain"]["status"] == "ok" and b.read_marker(out / "b")["state"] == "done"
+    # a folder that batch did not make sits where c's project would go: exit 2, nothing runs
+    import shutil
+
+    shutil.rmtree(out / "c")
+    (out / "c").mkdir()
+    (out / "c" / "precious.txt").write_text("do not delete")
+    b_marker = (out / "b" / b.MARKER).read_text()
+    r = run(cli, *args, "--force")
+    assert r.exit_code == 2
+    assert str(out / "c") in r.output and "not a stage5 project batch made" in r.output
     assert (out / "c" / "precious.txt").read_text() == "do not delete"
+    assert (out / "b" / b.MARKER).read_text() == b_marker
 
 
 def test_style_file_and_fail_fast(cli, tmp_path):

@@ -36,7 +36,7 @@ def test_create_copies_assets_unlocked_with_style(styled, cli):
 
 
 def test_create_without_style_has_none_and_gate_applies(styled, cli):
-    cli("branch", "create", "bare", "-p", styled)
+    cli("branch", "create", "bare", "--no-style", "-p", styled)
     data = json.loads(cli("status", "--json", "-p", styled).stdout)
     assert data["branch"] == "bare" and data["style"] is None
     assert cli("style", "lock", "anime", "-p", styled).exit_code == 0
@@ -84,3 +84,20 @@ def test_branch_create_is_atomic(styled, monkeypatch):
         project_mod.create_branch(p, "half", None)
     p.db.conn.close()
     assert table_dump(styled / "stage5.db") == before
+
+
+def test_branch_create_keeps_the_style(styled, cli):
+    """17.6: a new branch keeps the current style; --style picks another; --no-style none."""
+    r = cli("branch", "create", "kept", "-p", styled)
+    assert r.exit_code == 0 and "with style film-noir" in r.stdout, r.output
+    assert "film-noir" in cli("status", "-p", styled).stdout
+    rows = {b["name"]: b for b in json.loads(cli("branch", "list", "-p", styled, "--json").stdout)}
+    assert rows["kept"]["style_id"] == "film-noir"
+    r = cli("branch", "create", "other", "--style", "watercolour-storybook", "-p", styled)
+    assert r.exit_code == 0 and "with style watercolour-storybook" in r.stdout, r.output
+    r = cli("branch", "create", "bare", "--no-style", "-p", styled)
+    assert r.exit_code == 0 and "without a style" in r.stdout, r.output
+    rows = {b["name"]: b for b in json.loads(cli("branch", "list", "-p", styled, "--json").stdout)}
+    assert rows["other"]["style_id"] == "watercolour-storybook" and rows["bare"]["style_id"] is None
+    r = cli("branch", "create", "x", "--style", "film-noir", "--no-style", "-p", styled)
+    assert r.exit_code == 2

@@ -59,7 +59,8 @@ def test_json_validates_and_carries_every_field(locked, cli):
         assert {k: item[k] for k in seen} == seen  # every field of review --json, same values
         img = item["image"]
         path = Path(img["path"])
-        assert path == (locked / item["image_key_url"]).resolve()
+        assert not path.is_absolute()  # relative to where the document is (here: the cwd)
+        assert path.resolve() == (locked / item["image_key_url"]).resolve()
         assert img["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         from PIL import Image
 
@@ -156,11 +157,12 @@ def test_yaml_loads_to_exactly_the_json(locked, cli):
     assert sorted(x.name for x in out.iterdir()) == ["a.json", "a.yaml"]  # no temp files left
 
 
-def test_stdout_and_file_are_the_same_document(locked, cli):
+def test_stdout_and_file_are_the_same_document(locked, cli, monkeypatch):
     out = locked.parent / "export.json"
     r = cli("export", "--out", out, "-p", locked)
     assert r.exit_code == 0 and f"wrote {out}" in r.stdout
     a = json.loads(out.read_text(encoding="utf-8"))
+    monkeypatch.chdir(locked.parent)  # `stage5 export > export.json` in the same folder
     b = _export(cli, locked)
     assert a.pop("generated_at") and b.pop("generated_at")
     assert a == b
@@ -222,3 +224,35 @@ def test_write_export_for_the_demo(locked, tmp_path):
         close_all()
     assert json.loads(j.read_text())["schema_version"] == "1.0"
     assert h == tmp_path / "sheet" / "index.html" and h.is_file()
+
+
+def test_exports_travel_and_use_the_umask(locked, cli, tmp_path):
+    """17.8: paths relative to the export file's folder, the script relative to the project
+    (with its sha256), files created 0644 under umask 022; the pair still works once moved."""
+    import os
+    import shutil
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = locked.parent / "exports" / "export.json"
+        r = cli("export", "--out", out, "-p", locked)
+        assert r.exit_code == 0, r.output
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        y = locked.parent / "exports" / "export.yaml"
+        assert cli("export", "--format", "yaml", "--out", y, "-p", locked).exit_code == 0
+        assert stat.S_IMODE(y.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+    doc = json.loads(out.read_text())
+    assert doc["project"]["path"] == "../" + locked.name
+    script = doc["stage"]["script"]
+    assert script is None or (not Path(script["path"]).is_absolute() and script["sha256"])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(locked.parent / "exports", moved / "exports")
+    shutil.copytree(locked, moved / locked.name)
+    for item in doc["assets"]:
+        p = Path(item["image"]["path"])
+        assert not p.is_absolute() and not str(p).startswith("/")
+        img = moved / "exports" / p
+        assert hashlib.sha256(img.read_bytes()).hexdigest() == item["image"]["sha256"]

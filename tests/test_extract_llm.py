@@ -283,7 +283,8 @@ def test_a_model_that_only_answers_garbage_fails_cleanly(db):
     assert all(f.startswith("pass 1, chunk ") for f in report.failures)
 
 
-def test_api_key_never_reaches_the_database(db, tmp_path):
+def test_api_key_never_reaches_the_database(db, tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGE5_API_KEY", KEY)  # the key named for an --api-base server
     with FakeLLM() as llm:
         run_extract_llm(sample_screenplay(4), db, settings(llm), style_name=STYLE)
         assert llm.requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was really used
@@ -292,7 +293,7 @@ def test_api_key_never_reaches_the_database(db, tmp_path):
     migrations.migrate(db2)
     with FakeLLM(auth_error=True) as llm, pytest.raises(Stage5Error) as err:
         run_extract_llm(sample_screenplay(4), db2, settings(llm), style_name=STYLE)
-    assert KEY not in str(err.value) and "OPENAI_API_KEY" in str(err.value)
+    assert KEY not in str(err.value) and "STAGE5_API_KEY" in str(err.value)
     assert "\n" not in str(err.value)
     assert any("Incorrect API key" in (r["error"] or "") for r in calls(db2))
     for d in (db, db2):
@@ -302,6 +303,25 @@ def test_api_key_never_reaches_the_database(db, tmp_path):
     for p in files:
         data = p.read_bytes()
         assert KEY.encode() not in data and KEY[3:].encode() not in data
+
+
+def test_provider_default_key_is_never_sent_to_another_api_base(db, monkeypatch):
+    """OPENAI_API_KEY (set by the autouse fixture) goes to no --api-base server; a key goes
+    there only when named: $STAGE5_API_KEY, or --api-key-env VAR."""
+    monkeypatch.delenv("STAGE5_API_KEY", raising=False)
+    with FakeLLM() as llm:
+        run_extract_llm(sample_screenplay(2), db, settings(llm), style_name=STYLE)
+        sent = {r.headers.get("authorization") for r in llm.requests}
+    assert sent and f"Bearer {KEY}" not in sent
+    monkeypatch.setenv("MY_LOCAL_KEY", "local-key-value-42")
+    with FakeLLM() as llm:
+        run_extract_llm(sample_screenplay(3), db, settings(llm, api_key_env="MY_LOCAL_KEY",
+                                                           use_cache=False), style_name=STYLE)
+        sent = {r.headers.get("authorization") for r in llm.requests}
+    assert sent == {"Bearer local-key-value-42"}
+    with pytest.raises(UsageError, match="--api-key-env NOT_SET_VAR"):
+        run_extract_llm(sample_screenplay(2), db, settings(llm, api_key_env="NOT_SET_VAR"),
+                        style_name=STYLE)
 
 
 def test_scrub_removes_key_shapes_and_env_values(monkeypatch):
@@ -439,3 +459,140 @@ def test_prompts_have_versions_and_load_from_the_package():
         p = load_prompt(name)
         assert p.version and p.user
     assert "<<<SCRIPT" in load_prompt("pass1").user
+
+
+# ---- grounding, fenced answers, per-chunk names, concurrency (issue 15) ----------------------
+
+
+def test_chunk_words_fold_case_accents_possessives_and_plurals():
+    from stage5cli.extract.litellm_extractor import ChunkWords
+
+    words = ChunkWords("[Scene 1] INT. INÉS'S KITCHEN - NIGHT\nThe old man lifts two LANTERNS "
+                       "and the boxes. MARA: (quietly) Over here.")
+    for name in ("Ines", "inés's kitchen", "Lantern", "Mara's", "MARA (V.O.)", "box",
+                 "The Old Man", "old man's"):
+        assert words.names(name), name
+    for name in ("The Ominous Atmosphere", "Zed", "the young woman", "Mr. Jones", "(V.O.)", ""):
+        assert not words.names(name), name
+
+
+def test_invented_entities_are_dropped_and_counted(db):
+    sp = two_chunk_script()
+    invent = (("location", "The Ominous Atmosphere"), ("character", "Zed", ["The Stranger"]),
+              ("prop", "Lanterns"), ("character", "Mara's"))
+    with FakeLLM(invent=invent) as llm:
+        report = run_extract_llm(sp, db, settings(llm, chunk_tokens=20), style_name=STYLE)
+    names = {a.name.lower() for a in report.assets}
+    assert not any("ominous" in n or "zed" in n for n in names)
+    # counted once, though every one of the three chunks named them
+    assert report.ungrounded == ["location 'The Ominous Atmosphere'", "character 'Zed'"]
+    assert report.stats()["ungrounded"] == 2
+    assert "dropped 2 entities not found in the script" in report.grounding_warning()
+    # a plural and a possessive of what the text says are real: kept (and merged)
+    lantern = [a for a in report.assets if a.type == "prop" and "lantern" in a.name.lower()]
+    assert len(lantern) == 1 and lantern[0].scenes == [1]
+    mara = [a for a in report.assets if a.type == "character" and "mara" in a.name.lower()]
+    assert len(mara) == 1 and mara[0].scenes == [2, 3]
+
+
+def test_fenced_answers_with_prose_around_need_no_repair(db):
+    sp = sample_screenplay(5)
+    with FakeLLM() as plain:
+        expected = run_extract_llm(sp, db, settings(plain), style_name=STYLE)
+    db.execute("DELETE FROM llm_calls")
+    with FakeLLM(fenced=True) as llm:
+        report = run_extract_llm(sp, db, settings(llm), style_name=STYLE)
+        texts = [r.json["messages"][-1]["content"] for r in llm.requests]
+    assert report.failures == []
+    assert not any(r["purpose"].endswith("repair") for r in calls(db))
+    assert "```json" in calls(db)[0]["response"] and not texts[0].startswith("```")
+    assert [(a.name, a.type, a.scenes) for a in report.assets] == \
+        [(a.name, a.type, a.scenes) for a in expected.assets]
+    assert all(a.extra.get("distilled") for a in report.assets)
+
+
+def test_a_character_named_differently_per_chunk_is_one_asset(db):
+    sp = build_screenplay([
+        (f"INT. HARBOUR OFFICE - {'NIGHT' if i % 2 else 'DAY'}", [
+            ("action", "Rain on the glass. Mr. Fisher, the old man, waits."),
+            ("character", "OLD MAN"), ("dialogue", "The tide is turning."),
+            ("character", "MARA"), ("dialogue", "Then we go."),
+        ]) for i in range(4)
+    ])
+    variants = {"OLD MAN": [("THE OLD MAN", []), ("Old Man", []), ("old man's", []),
+                            ("Mr. Fisher", ["Old Man"])]}
+    with FakeLLM(variants=variants) as llm:
+        s = settings(llm, chunk_tokens=20)
+        assert len(split_chunks(sp, 20)) == 4
+        report = run_extract_llm(sp, db, s, style_name=STYLE)
+    chars = [a for a in report.assets if a.type == "character"]
+    assert sorted(len(a.scenes) for a in chars) == [4, 4], [(a.name, a.aliases) for a in chars]
+    old = next(a for a in chars if "mara" not in a.name.lower())
+    assert old.scenes == [1, 2, 3, 4]
+    assert "Mr. Fisher" in [old.name, *old.aliases]
+    assert report.ungrounded == []
+
+
+def test_default_concurrency_is_sized_from_the_requests_of_each_pass(db, tmp_path):
+    from stage5cli.extract.base import AUTO_CONCURRENCY_CAP, auto_concurrency
+
+    assert (auto_concurrency(0), auto_concurrency(5), auto_concurrency(500)) == (1, 5, 32)
+    assert AUTO_CONCURRENCY_CAP == 32 and LLMOptions().concurrency is None
+    sp = sample_screenplay(11)
+    with FakeLLM(delay=0.2) as llm:
+        report = run_extract_llm(sp, db, settings(llm), style_name=STYLE)
+        pass2 = [r for r in llm.requests if r.json["messages"][-1]["content"].startswith("Asset:")]
+    n_assets = len(report.assets)
+    assert n_assets > 8  # more than the old fixed default of 8
+    assert report.concurrency == [1, n_assets]  # one chunk, then every asset at once
+    # all of pass 2 was in flight together, not in waves
+    assert _max_overlap(pass2) == n_assets
+
+    db2 = dbm.connect(tmp_path / "four.db", create=True)
+    migrations.migrate(db2)
+    with FakeLLM() as llm:
+        report = run_extract_llm(sp, db2, settings(llm, concurrency=4), style_name=STYLE)
+    assert report.concurrency == [4, 4]
+
+
+def test_cli_reports_ungrounded_entities(styled, cli, monkeypatch, tmp_path):
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. HARBOUR OFFICE - NIGHT\n\nA LANTERN swings.\n\nMARA\nThe tide.\n")
+    with FakeLLM(invent=(("location", "The Ominous Atmosphere"),), fenced=True) as llm:
+        r = cli("extract", script, "--model", "openai/fake", "--api-base", llm.api_base,
+                "-p", styled, "--json")
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        assert data["ungrounded"] == 1
+        assert data["ungrounded_names"] == ["location 'The Ominous Atmosphere'"]
+        r = cli("extract", script, "--model", "openai/fake", "--api-base", llm.api_base,
+                "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "dropped 1 entity not found in the script" in r.stderr
+    assert "Ominous" in r.stderr
+
+
+def test_pipeline_and_batch_warnings_carry_the_dropped_entities(tmp_path):
+    from stage5cli.pipeline import PipelineOptions
+    from stage5cli.pipeline import run as run_pipeline
+
+    script = tmp_path / "s.fountain"
+    script.write_text("INT. HARBOUR OFFICE - NIGHT\n\nA LANTERN swings.\n\nMARA\nThe tide.\n")
+    with FakeLLM(invent=(("prop", "Sense Of Dread"),)) as llm:
+        res = run_pipeline(tmp_path / "proj", script, PipelineOptions(
+            style="film-noir", model="openai/fake", api_base=llm.api_base))
+    dropped = [w for w in res.warnings if "not found in the script" in w]
+    assert len(dropped) == 1 and "Sense Of Dread" in dropped[0]
+    assert res.counts["prop"] >= 1  # the lantern
+
+
+def test_json_is_found_in_fences_and_prose_with_braces():
+    from stage5cli.extract.llm_calls import parse_json_object
+
+    fenced = 'Sure! {as asked}\n```json\n{"entities": [{"name": "A"}]}\n```\nMore {detail}?'
+    assert parse_json_object(fenced) == {"entities": [{"name": "A"}]}
+    assert parse_json_object('Here: {"a": 1} -- hope {that} helps') == {"a": 1}
+    assert parse_json_object('```\n{"a": 2}\n```') == {"a": 2}
+    for bad in ("[1, 2]", "no json here", '{"a": [1, '):
+        with pytest.raises(ValueError):
+            parse_json_object(bad)

@@ -239,3 +239,21 @@ def test_event_written_in_the_same_transaction(styled, cli):
         curation.edit(p, "CUP", description="never saved")
     close_all()
     assert table_dump(styled / "stage5.db") == before
+
+
+def test_undo_walks_past_permanent_events(styled, cli):
+    """17.5: promote / branch create / style lock do not wall off the history below them."""
+    cli("add", "CUP", "--type", "prop", "-p", styled)
+    cli("generate", "CUP", "-p", styled)
+    cli("lock", "CUP", "-p", styled)
+    r = cli("promote", "CUP", "-p", styled)
+    assert r.exit_code == 0, r.output
+    r = cli("undo", "--yes", "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "stepped over promote" in r.stdout and "undid lock" in r.stdout
+    for command in ("generate", "add"):
+        r = cli("undo", "--yes", "-p", styled)
+        assert r.exit_code == 0 and f"undid {command}" in r.stdout, r.output
+    assert cli("review", "-p", styled, "--json").stdout.strip() == "[]"
+    # only permanent events left: the newest says why it cannot be undone
+    assert_refused(cli, styled, ["undo", "--yes"], 3, "cannot undo promote")

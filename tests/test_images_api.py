@@ -128,12 +128,36 @@ def test_b64_answer_at_the_exact_size(serve):
     assert result.cost_usd is None  # a local model has no price: unknown, not an error
 
 
-def test_key_comes_from_the_environment(monkeypatch, serve):
+def test_key_for_an_api_base_comes_only_from_a_variable_named_for_it(monkeypatch, serve):
+    """The provider's default key never goes to an --api-base server; STAGE5_API_KEY or
+    --api-key-env VAR does."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-environment-key-123")
+    monkeypatch.delenv("STAGE5_API_KEY", raising=False)
     server = serve(lambda r: b64_reply(*size_of(r)))
     [result] = api(server).generate([make_request()])
     assert result.ok
-    assert server.requests[0].headers["Authorization"] == "Bearer sk-test-environment-key-123"
+    assert "sk-test-environment-key-123" not in server.requests[0].headers["Authorization"]
+    monkeypatch.setenv("STAGE5_API_KEY", "stage5-key-for-this-server")
+    server = serve(lambda r: b64_reply(*size_of(r)))
+    [result] = api(server).generate([make_request()])
+    assert server.requests[0].headers["Authorization"] == "Bearer stage5-key-for-this-server"
+    monkeypatch.setenv("MY_IMAGE_KEY", "sk-test-named-key-456")
+    server = serve(lambda r: b64_reply(*size_of(r)))
+    [result] = api(server, api_key_env="MY_IMAGE_KEY").generate([make_request()])
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-test-named-key-456"
+
+
+def test_image_api_error_that_echoes_the_key_is_scrubbed(monkeypatch, serve):
+    monkeypatch.setenv("STAGE5_API_KEY", "plain-image-secret-987")
+
+    def echo(req):
+        auth = req.headers.get("Authorization", "")
+        return Reply(400, {"error": {"message": f"bad request, you sent {auth} and "
+                                                "plain-image-secret-987"}})
+
+    server = serve(echo)
+    [result] = api(server, retries=0).generate([make_request()])
+    assert not result.ok and "plain-image-secret-987" not in result.error
 
 
 def test_provider_size_differs_resize_and_centre_crop(serve):
@@ -287,11 +311,11 @@ def test_url_that_is_not_an_image(serve):
 
 def test_4xx_is_not_retried_and_the_key_is_scrubbed(monkeypatch, serve):
     secret = "sk-test-SECRETSECRET1234567890"
-    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("STAGE5_API_KEY", secret)  # the key for an --api-base server
     body = {"error": {"message": f"Incorrect API key provided: {secret}"}}
     server = serve(lambda r: Reply(401, body))
     [result] = api(server).generate([make_request()])
-    assert "401" in result.error and "OPENAI_API_KEY" in result.error
+    assert "401" in result.error and "STAGE5_API_KEY" in result.error
     assert secret not in result.error and "SECRETSECRET" not in result.error
     assert len(posts(server)) == 1
 

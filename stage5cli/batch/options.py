@@ -21,6 +21,7 @@ class BatchOptions:
     out: Path
     model: str | None = None  # LLM for extraction (None: $STAGE5_MODEL, else built-in)
     api_base: str | None = None
+    api_key_env: str | None = None  # --api-key-env: the variable whose key the LLM gets
     generate: bool = False
     backend: str = "placeholder"
     image_model: str | None = None

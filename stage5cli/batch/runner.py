@@ -36,7 +36,7 @@ from .base import (  # the runner interface (re-exported: stage5cli.batch.runner
 from .discovery import discover, display, project_names
 from .options import BatchOptions, Style, Task, check_options, default_jobs, resolve_style
 from .report import BatchReport, build_report
-from .state import UP_TO_DATE, file_sha256, is_done, now, options_hash
+from .state import UP_TO_DATE, OutLock, check_ours, file_sha256, is_done, now, options_hash
 from .worker import BatchResult, blank_result, pipeline_options, process
 
 __all__ = ["INTERRUPTED", "BatchEvent", "Event", "LocalRunner", "PlanEvent", "ResultEvent",
@@ -69,6 +69,8 @@ def prepare(inputs: list[str], opts: BatchOptions) -> tuple[list[Task], Style]:
     tasks = [Task(index=i, script=str(s), display=display(s), project=str(out / names[s]),
                   sha256=file_sha256(s), style=style, options_hash=ohash, opts=opts)
              for i, s in enumerate(scripts)]
+    for t in tasks:  # a folder batch did not make (the user's own project): exit 2, untouched
+        check_ours(Path(t.project))
     return tasks, style
 
 
@@ -90,6 +92,12 @@ def run_batch(inputs: list[str], opts: BatchOptions, *, on_event: Event | None =
     emit = on_event or (lambda ev: None)
     runner = runner or runner_for(opts)
     tasks, style = prepare(inputs, opts)
+    with OutLock(Path(opts.out)):
+        return _run_locked(tasks, style, opts, emit, runner, started_at, t0)
+
+
+def _run_locked(tasks: list[Task], style: Style, opts: BatchOptions, emit: Event, runner: Runner,
+                started_at: str, t0: float) -> BatchReport:
     results: dict[int, BatchResult] = {}
     todo: list[Task] = []
     for t in tasks:
@@ -120,13 +128,43 @@ _GATE: Any = None  # the shared LLM semaphore of this worker's batch
 _EVENTS: Any = None  # a multiprocessing queue of (index, stage) for the live display
 
 
-def _init_worker(gate: Any, events: Any) -> None:
+def _init_worker(gate: Any, events: Any, parent: int | None = None) -> None:
     # Ctrl-C goes to the whole process group: only the parent handles it (it stops the
     # workers); SIGTERM from the parent must end a worker at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
     global _GATE, _EVENTS
     _GATE, _EVENTS = gate, events
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """A worker must not outlive the batch (a kill -9 of the parent): on Linux the kernel sends
+    it SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere a thread watches for
+    the parent to go."""
+    import sys
+
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
+                if os.getppid() != parent:  # it died before the prctl
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stage5-parent-watch", daemon=True).start()
 
 
 def _work(task: Task) -> BatchResult:
@@ -169,7 +207,7 @@ class LocalRunner:
         events = ctx.Queue()
         old_term = sigterm_as_interrupt()
         pool = ProcessPoolExecutor(max_workers=self.concurrency(opts, len(tasks)), mp_context=ctx,
-                                   initializer=_init_worker, initargs=(gate, events))
+                                   initializer=_init_worker, initargs=(gate, events, os.getpid()))
         futures: dict[Any, Task] = {}
         try:
             for t in tasks:

@@ -6,8 +6,10 @@ finished; a later run with the same inputs skips it. Batch deletes only folders 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -79,21 +81,41 @@ def write_atomic(path: Path, text: str) -> Path:
 
 
 def _ours(root: Path) -> bool:
-    """A folder batch made: a project, a claimed folder, or only what a killed run leaves."""
-    if (root / "stage5.db").is_file() or (root / MARKER).is_file():
-        return True
-    return all(e.name == "images" or e.name.startswith((".stage5.db", f".{MARKER}."))
-               for e in root.iterdir())
+    """A folder batch made: it holds the marker batch wrote (a claimed or finished project), or
+    only what a run killed before writing the marker leaves (nothing, an empty images/, temp
+    files). A `stage5.db` alone proves nothing: it may be the user's own project."""
+    if (root / MARKER).is_file() and not (root / MARKER).is_symlink():
+        m = read_marker(root)
+        return m is not None and m.get("version") == MARKER_VERSION and \
+            m.get("state") in ("building", "done")
+    for e in root.iterdir():
+        if e.name == "images" and e.is_dir() and not e.is_symlink() and not any(e.iterdir()):
+            continue
+        if e.name.startswith(f".{MARKER}.") and files.temp_writer_pid(e.name) is not None:
+            continue
+        if re.fullmatch(r"\.stage5\.db\.init-[0-9]+(-wal|-shm|-journal)?", e.name):
+            continue  # what init leaves when killed before its rename
+        return False
+    return True
+
+
+def check_ours(root: Path) -> None:
+    """Refuse (exit 2, naming the folder) an existing folder batch did not make."""
+    if not root.exists() and not root.is_symlink():
+        return
+    if not root.is_dir() or root.is_symlink():
+        raise UsageError(f"{root} exists and is not a project folder batch made: left untouched; "
+                         "move it away or choose another --out")
+    if not _ours(root):
+        raise UsageError(f"{root} exists and is not a stage5 project batch made (no {MARKER} "
+                         "marker of its own): left untouched; move it away or choose another --out")
 
 
 def clear(root: Path) -> None:
     """Remove an unfinished/outdated project folder; refuse to touch anything else."""
     if not root.exists() and not root.is_symlink():
         return
-    if not root.is_dir() or root.is_symlink():
-        raise UsageError(f"{root} exists and is not a project folder; remove it or choose another --out")
-    if not _ours(root):
-        raise UsageError(f"{root} exists and is not a stage5 project; remove it or choose another --out")
+    check_ours(root)
     try:
         shutil.rmtree(root)
     except OSError as e:
@@ -121,3 +143,57 @@ def mark_done(task: Task, result: dict[str, Any]) -> None:
               "style": task.style.id, "style_sha256": task.style.sha256,
               "options_hash": task.options_hash, "finished_at": now(), "result": result}
     write_atomic(Path(task.project) / MARKER, json.dumps(marker, indent=2, ensure_ascii=False) + "\n")
+
+
+LOCK = ".stage5-batch.lock"
+
+
+class OutLock:
+    """OUT/.stage5-batch.lock, held (flock) for the whole run by the parent and, through the
+    inherited descriptor, by every forked worker: while any process of a run is alive (a worker
+    orphaned by a kill -9 of its parent included), another run on the same --out is refused."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> OutLock:
+        import os
+
+        try:
+            import fcntl
+        except ImportError:  # (Windows: no lock; the workers still exit with their parent)
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot create {self.path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise UsageError(f"another stage5 batch (pid {holder}, or its worker processes) is "
+                             f"still using {self.path.parent}; wait for it or stop it, then "
+                             "run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        import os
+
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> OutLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

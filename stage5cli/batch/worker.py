@@ -77,7 +77,7 @@ def worker_backend(name: str, model: str | None, api_base: str | None) -> Any:
 def pipeline_options(opts: BatchOptions, style: Style) -> PipelineOptions:
     return PipelineOptions(
         style=style.id, style_file=Path(style.file) if style.file else None, model=opts.model,
-        api_base=opts.api_base, llm_concurrency=opts.llm_concurrency, timeout=opts.timeout,
+        api_base=opts.api_base, api_key_env=opts.api_key_env, llm_concurrency=opts.llm_concurrency, timeout=opts.timeout,
         generate=opts.generate, backend=opts.backend, image_model=opts.image_model,
         image_api_base=opts.image_api_base, lock=opts.lock, strict=opts.strict,
         allow_placeholder=opts.allow_placeholder, exports=opts.exports,

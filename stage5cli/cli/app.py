@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from stage5cli.errors import EXIT_FAILED, EXIT_USAGE, Stage5Error
+from stage5cli.safe_text import esc, plain  # noqa: F401  (the output helpers every command uses)
 
 
 class Stage5Group(TyperGroup):
@@ -109,31 +110,137 @@ app.add_typer(style_app, name="style", rich_help_panel="Project")
 app.add_typer(branch_app, name="branch", rich_help_panel="Project")
 app.add_typer(library_app, name="library", rich_help_panel="Library")
 
+def _project_or_global(ctx: typer.Context, value: Path | None) -> Path | None:
+    """A command's own `-p` wins; else the one given before the command (`stage5 -p DIR cmd`)."""
+    if value is not None:
+        return value
+    root = ctx.find_root()
+    return (root.obj or {}).get("project") if isinstance(root.obj, dict) else None
+
+
 ProjectOpt = Annotated[
     Path | None,
     typer.Option("--project", "-p", help="Project folder (default: $STAGE5_PROJECT or the current folder).",
-                 show_default=False),
+                 show_default=False, callback=_project_or_global),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(
+    "--api-key-env", metavar="VAR", help="Send the API key in $VAR (a server given with "
+    "--api-base gets only $STAGE5_API_KEY or this, never the provider's default key).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from stage5cli import __version__
+
+        sys.stdout.write(f"stage5 {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", show_default=False,
+        help="Project folder for the command (also accepted after the command name).")] = None,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="Print the stage5 version and exit.")] = False,
+) -> None:
+    """Turn a screenplay into a locked, consistent set of visual reference assets."""
+    ctx.obj = {"project": project}
 
 
 # ---- output helpers ------------------------------------------------------------------------
+#
+# Every line stage5 prints goes through `console()` / `err_console()`, and every piece of user
+# data in it (asset names, script text, provider messages, paths) through `esc()`: Rich markup
+# in data (`[red]X`, `[/]x`, `stage5[pdf]`) is printed as text, and control characters
+# (`ESC[2J`) are shown as `\x1b`, never sent to the terminal. On a terminal tables are Rich
+# tables; when stdout is not a terminal (a pipe, a file) there is no colour, no wrapping, no
+# truncation and no box drawing: each table is tab-separated rows with a header row first.
+
+def _cell_text(cell: Any) -> str:
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        text = cell.plain
+    elif isinstance(cell, str):
+        text = Text.from_markup(cell).plain
+    else:
+        text = str(cell if cell is not None else "")
+    return " ".join(text.replace("\t", " ").split())
+
+
+def tsv(table: Any) -> str:
+    """A Rich Table as tab-separated text: the header row, then one line per row."""
+    lines = ["\t".join(_cell_text(c.header) for c in table.columns)]
+    cells = [list(c._cells) for c in table.columns]
+    for i in range(table.row_count):
+        lines.append("\t".join(_cell_text(col[i]) if i < len(col) else "" for col in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _console_class():
+    from rich.console import Console
+    from rich.table import Table
+
+    class Out(Console):
+        """A Console that prints tables as TSV (and never wraps) when it is not a terminal."""
+
+        started = False  # has this console printed anything yet?
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            if self.is_terminal:
+                return super().print(*objects, **kwargs)
+            kwargs.setdefault("soft_wrap", True)
+            kwargs.setdefault("highlight", False)
+            kwargs.pop("overflow", None)
+            for obj in objects:
+                if isinstance(obj, Table):
+                    # a table that follows other output, or is one section of several
+                    # (status, lock-all's blockers), says what it is: `# title`
+                    if (self.started or getattr(obj, "section", False)) and obj.title:
+                        self.file.write(f"# {_cell_text(obj.title)}\n")
+                    self.file.write(tsv(obj))
+                    self.file.flush()
+                else:
+                    super().print(obj, **kwargs)
+                self.started = True
+
+    return Out
 
 
 def console():
-    from rich.console import Console
-
-    return Console(soft_wrap=False)
+    """stdout: Rich on a terminal; plain text and TSV tables otherwise."""
+    return _console_class()(soft_wrap=False, highlight=False)
 
 
 def err_console():
-    from rich.console import Console
+    return _console_class()(stderr=True, soft_wrap=True, highlight=False)
 
-    return Console(stderr=True, soft_wrap=True)
+
+def table(title: str | None = None, *columns: str, **kwargs: Any):
+    """A Rich Table with `columns` (folded, never truncated) that `console().print` renders."""
+    from rich.table import Table
+
+    t = Table(title=esc(title) if title else None, **kwargs)
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    return t
 
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def confirm(question: str) -> None:
+    """Ask `question` on a terminal (no: "error: aborted", exit 1); without one (a pipe, CI)
+    refuse at once: "not a terminal: pass --yes", exit 2. STAGE5_ASSUME_TTY=1 forces asking."""
+    if not sys.stdin.isatty() and not os.environ.get("STAGE5_ASSUME_TTY"):
+        from stage5cli.errors import UsageError
+
+        raise UsageError(f"not a terminal: pass --yes to {plain(question).rstrip('?')}")
+    typer.confirm(plain(question), abort=True)
 
 
 def fail(message: str, code: int) -> None:

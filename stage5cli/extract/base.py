@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_RETRY_BACKOFF = 1.0
+AUTO_CONCURRENCY_CAP = 32  # concurrency None: min(this, the requests of a pass) in flight
+
+
+def auto_concurrency(requests: int, cap: int = AUTO_CONCURRENCY_CAP) -> int:
+    """The default number of requests in flight for a pass of `requests` requests."""
+    return max(1, min(cap, requests))
 MAX_SCRIPT_BYTES = 10_000_000
 
 
@@ -55,7 +61,8 @@ class LLMOptions(BaseModel):
 
     model: str | None = None
     api_base: str | None = None
-    concurrency: int = 8
+    api_key_env: str | None = None  # --api-key-env: the variable whose key is sent (secrets.py)
+    concurrency: int | None = None  # None: auto_concurrency(requests of the pass)
     timeout: float = 60.0
     chunk_tokens: int = 6000
     use_cache: bool = True
@@ -74,7 +81,7 @@ class LLMOptions(BaseModel):
         """Refuse settings no request could run with (one UsageError line)."""
         if not (self.model or "").strip():
             raise UsageError("no model given (use --model or set STAGE5_MODEL)")
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1 (got {self.concurrency})")
         if not self.timeout or self.timeout <= 0:
             raise UsageError(f"--timeout must be more than 0 seconds (got {self.timeout})")
@@ -98,13 +105,27 @@ class ExtractionResult(BaseModel):
     script_tokens: int = 0
     pass1_input_tokens: int = 0
     tag_warnings: list[str] = Field(default_factory=list)  # the script's own tags we could not read
+    # LLM entities none of whose names occur in the chunk they came from ("type: name"), dropped
+    ungrounded: list[str] = Field(default_factory=list)
+    concurrency: list[int] = Field(default_factory=list)  # requests in flight, per LLM pass
+
+    def grounding_warning(self) -> str | None:
+        """One line about the dropped ungrounded entities, or None."""
+        if not self.ungrounded:
+            return None
+        n = len(self.ungrounded)
+        shown = ", ".join(self.ungrounded[:8]) + (f" and {n - 8} more" if n > 8 else "")
+        return (f"dropped {n} entit{'y' if n == 1 else 'ies'} not found in the script "
+                f"(the model named them, the text does not): {shown}")
 
     def stats(self) -> dict[str, Any]:
         """The figures `extract --json` and `batch` report."""
         return {"requests": self.requests, "cache_hits": self.cache_hits,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "cost_usd": self.cost_usd,
-                **({"tag_warnings": list(self.tag_warnings)} if self.tag_warnings else {})}
+                **({"tag_warnings": list(self.tag_warnings)} if self.tag_warnings else {}),
+                **({"ungrounded": len(self.ungrounded), "ungrounded_names": list(self.ungrounded)}
+                   if self.ungrounded else {})}
 
 
 class ConflictFix(BaseModel):

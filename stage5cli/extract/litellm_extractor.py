@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -25,7 +26,8 @@ from stage5cli.screenplay.model import Screenplay
 
 from .chunks import Chunk, defuse, estimate_tokens, script_tokens, split_chunks
 from .llm_calls import Caller, LLMItemError, load_prompt, run
-from .merge import merge_assets, norm_name
+from .merge import GENERIC, match_key, merge_assets, norm_name
+from .names import PARENS
 
 __all__ = [
     "LiteLLMExtractor", "extract_llm", "run_extract_llm", "plan_llm", "distill",
@@ -62,25 +64,101 @@ _TYPE_SYNONYMS = {
 }
 
 
-def parse_pass1(obj: dict, chunk: Chunk) -> list[ExtractedAsset]:
-    """Validate a pass-1 answer (common type synonyms mapped first) and convert it."""
+def parse_pass1(obj: dict, chunk: Chunk,
+                ungrounded: list[tuple[str, str]] | None = None) -> list[ExtractedAsset]:
+    """Validate a pass-1 answer (common type synonyms mapped first) and convert it; entities
+    not named in the chunk go to `ungrounded` (see entities_to_assets)."""
     ents = obj.get("entities")
     if isinstance(ents, list):
         for ent in ents:
             if isinstance(ent, dict) and isinstance(ent.get("type"), str):
                 t = ent["type"].strip().lower()
                 ent["type"] = _TYPE_SYNONYMS.get(t, t)
-    return entities_to_assets(Pass1Response.model_validate(obj), chunk)
+    return entities_to_assets(Pass1Response.model_validate(obj), chunk, ungrounded)
 
 
-def entities_to_assets(resp: Pass1Response, chunk: Chunk) -> list[ExtractedAsset]:
+# ---- grounding: an entity must be named in the text it came from ----------------------------
+
+# Words that cannot ground a name on their own: function words, titles, and the descriptors a
+# model puts in front of anyone ("the old man", "young woman"). A name made only of these is
+# grounded by the whole phrase occurring in the text.
+_WEAK_WORDS = GENERIC | frozenset(
+    "a an and the of for with from into onto in on at by to or nor but as is are was be "
+    "mr mrs ms miss dr sir madam lord lady st mister doctor "
+    "old young little big small tall short man men woman women boy girl guy kid child "
+    "person people someone thing room place".split()
+)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _fold_word(word: str) -> str:
+    """A word's matching form: case- and accent-free ("Inés" = "ines", "STRASSE" = "straße")."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.casefold())
+                   if not unicodedata.combining(c))
+
+
+def _forms(word: str) -> set[str]:
+    """A folded word and the singulars it may be the plural of ("boxes": boxe, box)."""
+    out = {word}
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        out.add(word[:-1])
+        if word.endswith("es"):
+            out.add(word[:-2])
+        if word.endswith("ies"):
+            out.add(word[:-3] + "y")
+    return out
+
+
+def fold_key(key: str) -> str:
+    """A merge key (merge.norm_name form) without accents and with its last word singular
+    ("brass lanterns" = "brass lantern", "ines" = "inés"); for merge_assets(fold=...)."""
+    words = [_fold_word(w) for w in key.split()]
+    if words:
+        last = words[-1]
+        if len(last) > 4 and last.endswith("ies"):
+            words[-1] = last[:-3] + "y"
+        elif len(last) > 3 and last.endswith("s") and not last.endswith(("ss", "us", "is")):
+            words[-1] = last[:-1]
+    return " ".join(words)
+
+
+def fold_words(text: str) -> list[str]:
+    """The text as matching forms of its words (a possessive 's falls away as a lone 's')."""
+    return [f for f in (_fold_word(w) for w in _WORD.findall(text or "")) if f and f != "s"]
+
+
+class ChunkWords:
+    """The words of one chunk's text, for grounding the entities a model returned for it."""
+
+    def __init__(self, text: str):
+        self.seq = fold_words(text)
+        self.forms = frozenset(f for w in set(self.seq) for f in _forms(w))
+        self.joined = f" {' '.join(self.seq)} "
+
+    def names(self, name: str) -> bool:
+        """True when `name` (extensions such as (V.O.) aside) occurs in the text: one of its
+        significant words does (in either number), or, when it has none, the whole phrase."""
+        words = fold_words(PARENS.sub(" ", name))
+        if not words:
+            return False
+        strong = [w for w in words if w not in _WEAK_WORDS and len(w) > 2]
+        if strong:
+            return any(_forms(w) & self.forms for w in strong)
+        return f" {' '.join(words)} " in self.joined
+
+
+def entities_to_assets(resp: Pass1Response, chunk: Chunk,
+                       ungrounded: list[tuple[str, str]] | None = None) -> list[ExtractedAsset]:
     """Pass-1 entities of one chunk as assets; mentions outside the chunk's scenes are dropped.
 
-    An entity left with no valid mention gets the chunk's scenes whose text names it; one that
-    names nothing in the chunk is dropped (the model invented it or got every scene wrong).
+    Grounding: an entity none of whose names (name or aliases) occurs in the chunk's text is
+    dropped and, when `ungrounded` is given, listed there as (type, name) (a model's
+    "ominous atmosphere" is no asset). An entity left with no valid mention gets the chunk's
+    scenes whose text names it; one that names nothing in them is dropped as well.
     """
     in_chunk = set(chunk.scenes)
     lowered = {n: t.lower() for n, t in zip(chunk.scenes, chunk.texts, strict=True)}
+    words = ChunkWords(chunk.text)
     out = []
     for ent in resp.entities:
         name = _clip(ent.name, MAX_MENTION_TEXT)
@@ -88,6 +166,11 @@ def entities_to_assets(resp: Pass1Response, chunk: Chunk) -> list[ExtractedAsset
             continue
         aliases = list(dict.fromkeys(a for a in (_clip(x, MAX_MENTION_TEXT) for x in ent.aliases)
                                      if a and a.lower() != name.lower()))
+        if not any(words.names(n) for n in [name, *aliases]):
+            if ungrounded is not None:
+                ungrounded.append((ent.type, name))
+            continue
+        # an alias that is nowhere in the text is kept: it may be how another chunk names it
         mentions = [
             Mention(scene_number=m.sceneNumber, text=_clip(m.text, MAX_MENTION_TEXT) or name,
                     context=_clip(defuse(m.context), MAX_QUOTE))
@@ -213,16 +296,23 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
     tick = progress or (lambda *_: None)
     pass1 = load_prompt("pass1")
     failures: dict[tuple[int, int], str] = {}
+    ungrounded: dict[int, list[tuple[str, str]]] = {}
 
     done = 0
+    caller.size_for(len(chunks))
     tick("pass1", 0, len(chunks))
 
     async def one_chunk(chunk: Chunk) -> list[ExtractedAsset]:
         nonlocal done
+        def parse(obj: dict) -> list[ExtractedAsset]:
+            dropped: list[tuple[str, str]] = []
+            assets = parse_pass1(obj, chunk, dropped)
+            ungrounded[chunk.index] = dropped  # the accepted answer's (not a rejected one's)
+            return assets
+
         try:
             return await caller.complete_json(
-                pass1_messages(chunk), purpose="pass1", version=pass1.version,
-                parse=lambda obj: parse_pass1(obj, chunk))
+                pass1_messages(chunk), purpose="pass1", version=pass1.version, parse=parse)
         except LLMItemError as e:
             failures[(1, chunk.index)] = f"pass 1, {chunk.label}: {e}"
             return []
@@ -231,9 +321,15 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
             tick("pass1", done, len(chunks))
 
     found = await _all(caller, [one_chunk(c) for c in chunks])
-    merged = [bound_contexts(a) for a in merge_assets(a for batch in found for a in batch)]
+    from stage5cli.store.extracted import cap, scrubbed
+
+    # scrubbed and capped (aliases, mentions) before pass 2: its prompt never carries a key a
+    # server echoed, and stays bounded whatever pass 1 said
+    merged = [bound_contexts(a) for a in
+              cap(scrubbed(merge_assets((a for batch in found for a in batch), fold=fold_key)))]
 
     done = 0
+    caller.size_for(len(merged))
     tick("pass2", 0, len(merged))
 
     async def one_asset(i: int, asset: ExtractedAsset) -> ExtractedAsset:
@@ -259,7 +355,21 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
         cost_usd=caller.stats.cost,
         script_tokens=script_tokens(sp),
         pass1_input_tokens=sum(_message_tokens(pass1_messages(c)) for c in chunks),
+        ungrounded=_unfound(merged, [e for i in sorted(ungrounded) for e in ungrounded[i]]),
+        concurrency=caller.concurrency_used,
     )
+
+
+def _unfound(assets: list[ExtractedAsset], dropped: list[tuple[str, str]]) -> list[str]:
+    """The dropped entities as "type 'name'", once each, leaving out any that another chunk
+    did ground (a name the model put in a chunk that lacks it is no invention)."""
+    known = {(a.type, fold_key(k)) for a in assets for k in match_key(a)}
+    out: dict[str, None] = {}
+    for kind, name in dropped:
+        keys = match_key({"name": name, "aliases": []})
+        if not keys or not any((kind, fold_key(k)) in known for k in keys):
+            out.setdefault(f"{kind} {name!r}")
+    return list(out)
 
 
 def run_extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOptions, *,

@@ -12,7 +12,8 @@ Used by the extractor's two passes, by `describe` and by `conflicts --suggest`.
   a 5xx caused by a missing key, and sets the global `litellm.num_retries = None` while doing
   it. Here: 429/5xx/timeouts/connection errors only, exponential backoff with jitter, honouring
   Retry-After (capped), at most `max_retries` retries, the semaphore released while waiting.
-- Keys come only from litellm's environment variables. Error text is scrubbed of anything
+- Keys: a server given with api_base gets $STAGE5_API_KEY or the variable named by api_key_env,
+  never the provider's default variable (secrets.api_key_for). Error text is scrubbed of anything
   key-like before it is logged, stored or raised.
 """
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -36,12 +37,12 @@ import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError
-from stage5cli.extract.base import LLMOptions
-from stage5cli.secrets import scrub
+from stage5cli.extract.base import LLMOptions, auto_concurrency
+from stage5cli.secrets import KEY_ENV, NO_KEY, api_key_for, scrub
 
 T = TypeVar("T")
 RESPONSE_FORMAT = {"type": "json_object"}
-PLACEHOLDER_KEY = "stage5-no-key"  # sent to a keyless local server (api_base) only
+PLACEHOLDER_KEY = NO_KEY  # sent to a keyless local server (api_base) only
 MAX_RETRY_AFTER = 30.0
 MAX_BACKOFF = 20.0
 
@@ -122,11 +123,85 @@ class LLMItemError(Exception):
     """One request (a chunk, an asset) failed for good; the others carry on."""
 
 
-def _litellm():
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+_import_thread: threading.Thread | None = None
 
-    litellm.suppress_debug_info = True
+
+# What litellm imports lazily on the first call to an OpenAI-compatible endpoint (the openai
+# SDK's resource modules, its service logger): about as long again as `import litellm`.
+_FIRST_CALL_MODULES = ("litellm.llms.openai.openai", "litellm._service_logger",
+                       "litellm.proxy._types")
+
+
+def _warm_openai_client() -> None:
+    import openai
+
+    client = openai.AsyncOpenAI(api_key=PLACEHOLDER_KEY, base_url="http://127.0.0.1:9/v1")
+    _ = client.chat.completions  # loads the SDK's resource and type modules; sends nothing
+
+
+def start_import(model: str | None = None, api_base: str | None = None) -> None:
+    """Start importing litellm in a background thread (it takes seconds), so that a command
+    that knows it will call a model overlaps it with reading and chunking the script. For an
+    OpenAI-compatible model (openai/..., or any model at an api_base) the modules litellm
+    would import on the first call are loaded too.
+
+    A no-op when litellm is loaded or the import has started. `_litellm()` joins the thread
+    before its own import, so no code ever sees a half-imported litellm; a failed background
+    import is simply repeated (and raised) there.
+    """
+    global _import_thread
+    if "litellm" in sys.modules or _import_thread is not None:
+        return
+    openai_like = bool(api_base) or (model or "").startswith("openai/")
+
+    def work() -> None:
+        import importlib
+
+        try:
+            from stage5cli.litellm_env import import_litellm
+
+            import_litellm()
+        except BaseException:  # noqa: BLE001 - the foreground import raises it again
+            return
+        if not openai_like:
+            return
+        try:  # best effort: the first call imports whatever is missing
+            for name in _FIRST_CALL_MODULES:
+                importlib.import_module(name)
+            _warm_openai_client()
+        except Exception:  # noqa: BLE001
+            pass
+
+    thread = threading.Thread(target=work, name="stage5-import-litellm", daemon=True)
+    _import_thread = thread
+    thread.start()
+
+
+def join_import() -> None:
+    """Wait for a background import started by start_import() (no-op otherwise)."""
+    thread = _import_thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
+@cache
+def _freeze_at_exit() -> None:
+    """Once litellm is loaded: at interpreter exit, move every object to gc's permanent
+    generation first, so the final collections do not walk litellm's and the openai SDK's tens
+    of thousands of objects (seconds of a short command's wall time, to free memory the
+    process is handing back anyway). atexit runs at real exit only (not per CliRunner call)."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
+def _litellm():
+    join_import()
+    from stage5cli.litellm_env import import_litellm
+
+    litellm = import_litellm()
+    _freeze_at_exit()
     return litellm
 
 
@@ -165,7 +240,9 @@ def _fatal(e: BaseException, settings: LLMOptions, used_placeholder: bool) -> St
     msg = _provider_message(e)
     text = str(e).lower()
     if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError) or "missing credentials" in text:
-        var = " or ".join(key_variables(settings.model))
+        var = (settings.api_key_env if settings.api_key_env
+               else f"{KEY_ENV} (or name a variable with --api-key-env VAR)"
+               if settings.api_base else " or ".join(key_variables(settings.model)))
         where = f"the server at {settings.api_base}" if settings.api_base else settings.model
         if used_placeholder or "missing credentials" in text:
             return UsageError(f"{where} needs an API key: set {var} ({msg})")
@@ -220,22 +297,40 @@ class CallStats:
         return None if self.cost_unknown else round(self.cost_usd, 6)
 
 
+_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_MAX_STARTS = 50  # "{" positions tried when the object is embedded in prose
+
+
 def parse_json_object(text: str) -> dict:
-    """The JSON object in an answer; tolerates ``` fences and text around the object."""
+    """The JSON object in an answer: the whole answer, else the first ``` fenced block that
+    holds one (prose before and after it allowed), else the first object embedded in prose
+    (braces in the prose do not matter: each "{" is tried as the start of an object)."""
     raw = (text or "").strip()
-    fence = re.match(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", raw, re.DOTALL)
-    if fence:
-        raw = fence.group(1).strip()
+    decoder = json.JSONDecoder()
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as first:
-        start, end = raw.find("{"), raw.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})") from None
-        try:
-            value = json.loads(raw[start : end + 1])
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except json.JSONDecodeError as e:
+        first = e
+        value = None
+    if value is None or not isinstance(value, dict):
+        candidates = [m.group(1).strip() for m in _FENCE.finditer(raw)] + [raw]
+        for candidate in candidates:
+            found = None
+            for n, start in enumerate(m.start() for m in re.finditer(r"\{", candidate)):
+                if n >= _MAX_STARTS:
+                    break
+                try:
+                    obj, _ = decoder.raw_decode(candidate, start)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    found = obj
+                    break
+            if found is not None:
+                value = found
+                break
+        if value is None:
+            raise ValueError(f"not valid JSON ({first.msg} at line {first.lineno} column {first.colno})")
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -263,9 +358,19 @@ class Caller:
         self.s = settings
         self.first_backoff = settings.backoff()  # seconds; doubles per retry
         self.stats = CallStats()
-        self.sem = asyncio.Semaphore(settings.concurrency)
+        self.sem = asyncio.Semaphore(settings.concurrency or auto_concurrency(1 << 30))
+        self.concurrency_used: list[int] = []  # per pass (size_for)
         self.api_key: str | None = None
         self.fatal: Stage5Error | None = None  # set once a call shows that every call will fail
+
+    def size_for(self, requests: int) -> int:
+        """Before a pass of `requests` concurrent requests (none in flight): with concurrency
+        None, allow min(32, requests) at once; a given --concurrency is kept."""
+        n = self.s.concurrency or auto_concurrency(requests)
+        if self.s.concurrency is None:
+            self.sem = asyncio.Semaphore(n)
+        self.concurrency_used.append(n)
+        return n
 
     def preflight(self) -> None:
         """Refuse at once an unknown provider, or a hosted model whose key variable is unset."""
@@ -275,15 +380,16 @@ class Caller:
         except Exception as e:
             fatal = _fatal(e, self.s, False)
             raise fatal or UsageError(f"unknown model {self.s.model!r}: {_provider_message(e)}") from None
+        # a key only where the user named one for it (never OPENAI_API_KEY to any --api-base)
+        self.api_key = api_key_for(self.s.api_base, self.s.api_key_env)
+        if self.api_key is not None:
+            return
         try:
             env = litellm.validate_environment(self.s.model)
         except Exception:
             return
         missing = [k for k in env.get("missing_keys") or [] if k.endswith("_API_KEY")]
         if env.get("keys_in_environment") or not missing:
-            return
-        if self.s.api_base:
-            self.api_key = PLACEHOLDER_KEY  # a local server usually needs none; a 401 names the variable
             return
         raise UsageError(f"no API key for {self.s.model}: set {' or '.join(missing)}")
 
@@ -306,7 +412,7 @@ class Caller:
                 "INSERT INTO llm_calls (cache_key, model, purpose, request, response, error, "
                 "input_tokens, output_tokens, cost_usd, latency_ms, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, self.s.model, purpose, dumps(request),
+                [key, self.s.model, purpose, scrub(dumps(request)),
                  scrub(response) if response is not None else None,
                  scrub(error) if error else None, usage[0], usage[1], cost, latency_ms, now()],
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
 
@@ -108,9 +108,13 @@ def _combine(members: list[ExtractedAsset]) -> ExtractedAsset:
     )
 
 
-def merge_assets(assets: Iterable[ExtractedAsset]) -> list[ExtractedAsset]:
+def merge_assets(assets: Iterable[ExtractedAsset], *,
+                 fold: Callable[[str], str] | None = None) -> list[ExtractedAsset]:
     """Merge same-type assets that share a normalised name or alias (transitively).
 
+    `fold` (the LLM path's, litellm_extractor.fold_key) maps each normalised key to a looser
+    one that also matches ("lanterns" = "lantern", "ines" = "inés"): answers of separate
+    chunks name the same thing with such small differences.
     The result holds the union of aliases and of mentions (deduplicated by scene and text);
     its order is deterministic: by type, first scene, then normalised name.
     """
@@ -118,7 +122,10 @@ def merge_assets(assets: Iterable[ExtractedAsset]) -> list[ExtractedAsset]:
     same = UnionFind(range(len(items)))
     owner: dict[tuple[str, str], int] = {}
     for i, a in enumerate(items):
-        for k in match_key(a):
+        keys = match_key(a)
+        if fold is not None:
+            keys |= {f for f in map(fold, keys) if f}
+        for k in keys:
             j = owner.setdefault((a.type, k), i)
             if j != i:
                 same.union(i, j)

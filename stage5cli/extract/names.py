@@ -57,6 +57,40 @@ AGE_AFTER = re.compile(
 )
 
 
+def literal_alternation(forms: Iterable[str]) -> str:
+    """A regex matching any of the literal strings, longest first, built as a trie.
+
+    Equivalent to "|".join(escaped forms sorted longest first), but a position costs the length
+    of the match, not the number of forms: a script with thousands of names stays linear.
+    """
+    trie: dict = {}
+    long: list[str] = []
+    for f in forms:
+        if len(f) > 200:  # kept out of the trie (its recursion depth is the form's length)
+            long.append(f)
+            continue
+        if not f:
+            continue
+        node = trie
+        for ch in f:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a shorter form ends here: the longer ones are tried first
+            body = "(?:" + body + ")?"
+        return body
+
+    parts = [re.escape(f) for f in sorted(long, key=len, reverse=True)]
+    if trie:
+        parts.append(build(trie))
+    return "|".join(parts) if parts else "(?!)"
+
+
 def fold(text: str) -> str:
     """NFKC, curly quotes and backticks as ', en and em dashes as -."""
     text = unicodedata.normalize("NFKC", text)

@@ -16,7 +16,9 @@ from typing import Any
 
 from stage5cli.errors import UsageError
 from stage5cli.project import Project
-from stage5cli.store import save_extraction
+from stage5cli.secrets import scrub
+from stage5cli.store import save_extraction, started_on
+from stage5cli.store.extracted import scrubbed
 
 from .base import MAX_SCRIPT_BYTES, ExtractionResult, LLMOptions
 from .registry import for_options
@@ -64,17 +66,22 @@ def run(project: Project, script: Path, opts: LLMOptions,
         progress: Callable[[str, int, int], None] | None = None) -> ExtractOutcome:
     _, capsule = project.require_style()
     project.require_draft("extract")
+    started = started_on(project)  # a model run takes minutes: save only into this branch/style
     sp = read_script(script, opts.max_bytes)
     extractor = for_options(opts)
     result = extractor.extract(sp, db=project.db, style_name=capsule.name, progress=progress)
     from stage5cli.breakdown.categories import finish_extraction
 
-    extracted = finish_extraction(result.assets, sp)  # the script's own tags, then categories
+    extracted = finish_extraction(
+        scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)
     result.assets = extracted
     result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
+    result.failures = [scrub(f) for f in result.failures]
+    # a run with a failed pass did not look at everything: it marks nothing stale
     report = save_extraction(project, extracted, extractor=extractor.extractor_id,
                              model=extractor.model, script_path=str(script),
-                             script_sha256=sp.source.sha256)
+                             script_sha256=sp.source.sha256, mark_stale=not result.failures,
+                             started=started)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}
     return ExtractOutcome(report=report, extractor=extractor.extractor_id, model=extractor.model,
                           counts=counts, result=result)

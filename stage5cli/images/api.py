@@ -2,8 +2,9 @@
 
 - Model names are litellm's: `openai/gpt-image-1`, `openai/<name>` with `api_base` for any
   OpenAI-compatible server, `vertex_ai/...`, `azure/...` and so on.
-- Keys come only from the environment (litellm's usual variables); a keyless local server
-  (api_base given, no key set) gets a dummy key because the OpenAI client insists on one.
+- Keys come only from the environment: the provider's usual variable for its own host; a
+  server given with api_base gets $STAGE5_API_KEY or the variable named by api_key_env, else
+  a dummy key (the OpenAI client insists on one), never the provider's default variable.
 - Sizes: known providers only accept a few sizes, so the closest one (aspect ratio first) is
   requested and the answer is scaled and centre-cropped to the exact size; `info` records both.
 - Retries: on the OpenAI-compatible route the OpenAI SDK inside litellm already retries
@@ -18,15 +19,16 @@ import base64
 import binascii
 import io
 import math
-import os
 import re
 import time
+import warnings
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from stage5cli.errors import UsageError
 from stage5cli.images.base import ImageBackend, ImageRequest, ImageResult, one_line
+from stage5cli.secrets import api_key_for, scrub
 
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 MAX_DOWNLOAD = 64 * 1024 * 1024
@@ -73,10 +75,13 @@ def known_sizes(model: str) -> list[tuple[int, int]] | None:
 
 
 def _litellm():
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from stage5cli.litellm_env import import_litellm
 
-    litellm.suppress_debug_info = True
+    litellm = import_litellm()
+    # A malformed answer makes litellm's pydantic models warn on stderr (several lines, per
+    # field); the job error already says what was wrong, in one line.
+    warnings.filterwarnings("ignore", message=r"(?s).*Pydantic serializer warnings",
+                            category=UserWarning)
     return litellm
 
 
@@ -156,7 +161,11 @@ _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception\
 
 
 def _message(exc: BaseException) -> str:
-    return _LITELLM_PREFIX.sub("", " ".join(str(exc).split()), count=1)
+    """The provider's message in one line: litellm's prefix off, and never a traceback that
+    litellm pastes into some messages ("Invalid response object Traceback ...")."""
+    text = str(exc).split("Traceback (most recent call last)", 1)[0]
+    return _LITELLM_PREFIX.sub("", " ".join(text.split()), count=1).rstrip(" :") or \
+        exc.__class__.__name__
 
 
 class ApiBackend(ImageBackend):
@@ -171,6 +180,7 @@ class ApiBackend(ImageBackend):
         response_format: Literal["b64_json", "url"] | None = None
         retries: int | None = Field(default=None, ge=0, le=10)  # None: see module docs
         backoff: float = Field(default=1.0, ge=0.0, le=60.0)  # seconds, doubled per retry
+        api_key_env: str | None = None  # --api-key-env: the variable whose key is sent
 
         @field_validator("size")
         @classmethod
@@ -228,15 +238,13 @@ class ApiBackend(ImageBackend):
             )
         except Exception:  # cannot tell; the call itself will say
             env = {"keys_in_environment": True, "missing_keys": []}
+        # a key only where the user named one for it (never OPENAI_API_KEY to any --api-base)
+        self._api_key = api_key_for(self.options.api_base, self.options.api_key_env)
         missing = [k for k in env.get("missing_keys") or [] if k]
-        if missing and not env.get("keys_in_environment"):
-            if self.options.api_base:
-                self._api_key = "no-key-needed"  # keyless local server; not a secret
-            else:
-                raise UsageError(
-                    f"the api backend needs {' and '.join(missing)} in the environment for "
-                    f"{self.options.model} (or --api-base URL for a keyless local server)"
-                )
+        if missing and not env.get("keys_in_environment") and self._api_key is None:
+            raise UsageError(
+                f"the api backend needs {' and '.join(missing)} in the environment for "
+                f"{self.options.model} (or --api-base URL for a keyless local server)")
 
     def setup(self) -> None:
         import httpx
@@ -260,6 +268,7 @@ class ApiBackend(ImageBackend):
 
     def _cost(self, size: tuple[int, int]) -> float | None:
         try:
+            _litellm()
             from litellm.cost_calculator import default_image_cost_calculator
 
             name, provider = self._provider()
@@ -328,8 +337,8 @@ class ApiBackend(ImageBackend):
                 image, source = self._decode(response)
             except NoImage as exc:
                 return ImageResult(
-                    req.key, None, error=f"provider returned no image ({exc})", info=info
-                )
+                    req.key, None, error=scrub(f"provider returned no image ({one_line(str(exc))})"),
+                    info=info)
             except Exception as exc:  # classify, maybe retry
                 kind, status, retry_after = classify(exc)
                 retry = kind in ("timeout", "connection") or (
@@ -339,7 +348,7 @@ class ApiBackend(ImageBackend):
                     self._sleep(attempt, retry_after)
                     continue
                 return ImageResult(
-                    req.key, None, error=self._describe(exc, kind, status), info=info
+                    req.key, None, error=scrub(self._describe(exc, kind, status)), info=info
                 )
             break
         info["source"] = source
@@ -364,7 +373,11 @@ class ApiBackend(ImageBackend):
         if kind == "status" and status is not None:
             hint = ""
             if status in (401, 403):
-                hint = f" (check the API key in the environment, e.g. {self.key_env_var})"
+                hint = (f" (check the API key in ${self.options.api_key_env})"
+                        if self.options.api_key_env else
+                        " (set STAGE5_API_KEY, or name a variable with --api-key-env VAR)"
+                        if self.options.api_base else
+                        f" (check the API key in the environment, e.g. {self.key_env_var})")
             return f"{model}: provider error {status}: {one_line(_message(exc), 200)}{hint}"
         return f"{model}: {one_line(exc, 220)}"
 

@@ -11,6 +11,7 @@ import colorsys
 import functools
 import random
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stage5cli.images.base import ImageBackend, ImageRequest, ImageResult
@@ -55,10 +56,18 @@ def _mix(a: RGB, b: RGB, t: float) -> RGB:
     )
 
 
+FONT = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"  # full Latin, Greek, Cyrillic
+
+
 @functools.lru_cache(maxsize=32)
 def _font(size: int) -> FreeTypeFont | ImageFont:
+    """The bundled DejaVu Sans (fonts/SOURCE.md); Pillow's default font only if it is missing."""
     from PIL import ImageFont
 
+    try:
+        return ImageFont.truetype(str(FONT), size=size)
+    except OSError:
+        pass
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType: bitmap font

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 from stage5cli.errors import NotFoundError, UsageError
@@ -92,9 +94,13 @@ def load(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Screenplay:
     """Read and parse a script file. Every problem with the file is a one-line UsageError."""
     p = Path(path)
     try:
-        if p.is_dir():
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{p} is a folder, not a script file")
-        size = p.stat().st_size
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever
+            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+            raise UsageError(f"{p} is {kind}, not a script file")
+        size = st.st_size
     except FileNotFoundError:
         raise NotFoundError(f"script not found: {p}") from None
     except OSError as exc:
@@ -106,6 +112,8 @@ def load(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Screenplay:
         )
     try:
         with p.open("rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since the stat
+                raise UsageError(f"{p} is not a regular file, not a script file")
             data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {p}: {exc.strerror or exc}") from None

@@ -10,7 +10,15 @@ save_extraction, which is one transaction of its own.
   extracted.py  saving an extraction: re-extraction updates in place and keeps user edits
 """
 
-from .extracted import CONTEXT_QUOTES, save_extraction
+from .extracted import (
+    CONTEXT_QUOTES,
+    MAX_ALIASES,
+    MAX_MENTIONS,
+    MovedOn,
+    check_started_on,
+    save_extraction,
+    started_on,
+)
 from .names import (
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -56,7 +64,8 @@ from .write import (
 )
 
 __all__ = [
-    "CONTEXT_QUOTES", "MAX_DESCRIPTION", "MAX_NAME", "AssetView", "MentionView",
+    "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetView",
+    "MentionView", "MovedOn", "check_started_on", "started_on",
     "add_mentions", "all_image_refs", "as_extracted", "asset_view", "by_ids", "check_alias",
     "check_description", "check_name", "check_type", "delete_assets", "image_refs",
     "insert_asset", "jobs_of", "list_views", "mentions_of", "meta_of", "move_jobs",

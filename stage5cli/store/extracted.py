@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from stage5cli.db import atomic
+from stage5cli.errors import BlockedError
 from stage5cli.models import ExtractedAsset
 from stage5cli.project import Project
 
@@ -14,6 +15,8 @@ from .read import mentions_of, meta_of, rows
 from .write import insert_asset, replace_mentions, snapshot, update_asset
 
 CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
+MAX_ALIASES = 50  # aliases kept per asset from one extraction (a model can answer thousands)
+MAX_MENTIONS = 500  # mentions kept per asset from one extraction
 # metadata keys of the breakdown (breakdown/categories.py); `edit --category` owns all three
 BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 
@@ -21,7 +24,7 @@ BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[str, Any]:
     quotes = [m.model_dump() for m in asset.mentions if m.context][:CONTEXT_QUOTES]
     return {
-        "aliases": sorted(set(asset.aliases) - {asset.name}, key=str.lower),
+        "aliases": sorted(set(asset.aliases) - {asset.name}, key=str.lower)[:MAX_ALIASES],
         "confidence_score": round(float(asset.confidence_score), 3),
         "is_priority": bool(asset.is_priority),
         "has_conflicts": bool(asset.has_conflicts),
@@ -31,6 +34,8 @@ def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[
         "model": model,
         "user_fields": [],
         **{k: asset.extra[k] for k in BREAKDOWN_KEYS if k in asset.extra},
+        # a vehicle heading's location and prop name each other (builtin extractor)
+        **{k: asset.extra[k] for k in ("set", "vehicle") if asset.extra.get(k)},
     }
 
 
@@ -38,19 +43,94 @@ def _keys(name: str, aliases: list[str]) -> set[str]:
     return {k for k in (name_key(x) for x in [name, *aliases]) if k}
 
 
+class MovedOn(BlockedError):
+    """The branch or its style changed while a long-running command was working."""
+
+
+def check_started_on(project: Project, started_on: tuple[int, int | None] | None,
+                     action: str) -> None:
+    """Refuse to save into another branch or style than the one a command started on
+    (`started_on`: (branch id, locked style capsule id) read when it started). Call inside the
+    saving transaction."""
+    if started_on is None:
+        return
+    branch_id, style_id = started_on
+    if project.branch_id != branch_id:
+        names = dict(project.db.execute("SELECT id, name FROM branches").fetchall())
+        raise MovedOn(f"the active branch changed from {names.get(branch_id, branch_id)!r} to "
+                      f"{names.get(project.branch_id)!r} while {action} was running: nothing "
+                      f"was saved; switch back (stage5 branch switch "
+                      f"{names.get(branch_id, branch_id)}) and run it again")
+    if project.stage(branch_id)["locked_visual_style_capsule_id"] != style_id:
+        raise MovedOn(f"the branch's locked style changed while {action} was running: nothing "
+                      "was saved; run it again")
+
+
+def started_on(project: Project) -> tuple[int, int | None]:
+    """What check_started_on compares against: the active branch and its locked style now."""
+    bid = project.branch_id
+    return bid, project.stage(bid)["locked_visual_style_capsule_id"]
+
+
+def cap(assets: list[ExtractedAsset]) -> list[ExtractedAsset]:
+    """At most MAX_ALIASES aliases and MAX_MENTIONS mentions per asset (in place)."""
+    for a in assets:
+        if len(a.aliases) > MAX_ALIASES:
+            a.aliases = list(dict.fromkeys(a.aliases))[:MAX_ALIASES]
+        if len(a.mentions) > MAX_MENTIONS:
+            a.mentions = a.mentions[:MAX_MENTIONS]
+    return assets
+
+
+def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True
+             ) -> list[ExtractedAsset]:
+    """Every text a provider gave (names, aliases, descriptions, conflict text, mentions)
+    through secrets.scrub before it is stored or printed; names that are a bare number (which
+    would read as an asset id) are dropped."""
+    from stage5cli.secrets import scrub
+
+    from .names import is_id_like
+
+    out = []
+    for a in assets:
+        if not from_provider:  # the built-in extractor: only the script's own words
+            if not is_id_like(a.name):
+                out.append(a)
+            continue
+        name = scrub(a.name)
+        if is_id_like(name):
+            continue
+        mentions = [m.model_copy(update={"text": scrub(m.text), "context": scrub(m.context)})
+                    for m in a.mentions]
+        out.append(a.model_copy(update={
+            "name": name, "description": scrub(a.description),
+            "aliases": [x for x in (scrub(al) for al in a.aliases) if not is_id_like(x)],
+            "conflict_details": scrub(a.conflict_details) if a.conflict_details else
+            a.conflict_details,
+            "mentions": mentions}))
+    return out
+
+
 def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extractor: str,
-                    model: str | None, script_path: str, script_sha256: str) -> dict[str, Any]:
+                    model: str | None, script_path: str, script_sha256: str,
+                    mark_stale: bool = True,
+                    started: tuple[int, int | None] | None = None) -> dict[str, Any]:
     """Write an extraction in one transaction; re-extraction updates in place.
 
     Stored assets are matched by type and name/alias. Fields the user edited, merged or
     locked assets are never overwritten; new assets are added; extracted assets that vanished
-    from the script are marked stale, not deleted.
+    from the script are marked stale, not deleted (only with `mark_stale`: a run whose passes
+    failed did not look at everything, so it marks nothing). Everything that decides a write
+    (the stage, the stored assets, the branch/style the command `started` on) is read inside
+    the transaction, so two extracts at once never add an asset twice.
     """
-    project.require_draft("extract")
-    existing = rows(project)
+    cap(extracted)
     report: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "kept_locked": [],
-                                    "stale": [], "revived": []}
+                                    "stale": [], "revived": [], "skipped_removed": []}
     with atomic(project.db):
+        check_started_on(project, started, "extract")
+        project.require_draft("extract")
+        existing = rows(project)
         before = snapshot(project, [r["id"] for r in existing])
         index: dict[tuple[str, str], dict] = {}
         retyped: dict[str, dict] = {}  # assets whose type the user changed match any type
@@ -60,6 +140,16 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 index.setdefault((r["asset_type"], k), r)
                 if "type" in meta.get("user_fields", []):
                     retyped.setdefault(k, r)
+        # what the user removed or merged (curation_records): an existing asset still wins
+        removed: set[tuple[str, str]] = set()
+        merged: dict[tuple[str, str], int] = {}
+        by_id = {r["id"]: r for r in existing}
+        for c in project.db.query("SELECT kind, asset_type, name_key, target_id FROM "
+                                  "curation_records WHERE branch_id = ?", [project.branch_id]):
+            if c["kind"] == "removed":
+                removed.add((c["asset_type"], c["name_key"]))
+            elif c["target_id"] in by_id:
+                merged[(c["asset_type"], c["name_key"])] = c["target_id"]
         matched: dict[int, list[ExtractedAsset]] = {}
         new: list[ExtractedAsset] = []
         for a in extracted:
@@ -68,13 +158,18 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
             if hit is None:
                 hit = next((retyped[k] for k in keys if k in retyped), None)
             if hit is None:
+                into = next((merged[(a.type, k)] for k in keys if (a.type, k) in merged), None)
+                hit = by_id.get(into) if into is not None else None
+            if hit is None and any((a.type, k) in removed for k in keys):
+                report["skipped_removed"].append(a.name)  # "skipped: removed by you"
+                continue
+            if hit is None:
                 new.append(a)
             elif hit["origin"] == "script-tags" and a.extra.get("origin") != "script-tags":
                 continue  # the script's own tags are never overridden by extraction
             else:
                 matched.setdefault(hit["id"], []).append(a)
         touched: list[int] = []
-        by_id = {r["id"]: r for r in existing}
         for aid, found in matched.items():
             r = by_id[aid]
             if r["locked"]:
@@ -95,7 +190,7 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
             )
             touched.append(aid)
             report["added"].append(a.name)
-        for r in existing:
+        for r in existing if mark_stale else []:
             if r["id"] not in matched and r["origin"] == "extracted" and not r["stale"]:
                 update_asset(project, r["id"], stale=1)
                 report["stale"].append(r["name"])
@@ -127,7 +222,7 @@ def _update_from_extraction(project: Project, row: dict, found: list[ExtractedAs
     aliases.discard(row["name"])
     new_meta = dict(meta)
     if "aliases" not in user:
-        new_meta["aliases"] = sorted(aliases, key=str.lower)
+        new_meta["aliases"] = sorted(aliases, key=str.lower)[:MAX_ALIASES]
     for key in ("confidence_score", "has_conflicts", "conflict_details", "source_mentions",
                 "extractor", "model"):
         if key not in user and not (key in ("has_conflicts", "conflict_details")
@@ -142,7 +237,8 @@ def _update_from_extraction(project: Project, row: dict, found: list[ExtractedAs
     description = row["description"]
     if "description" not in user and best.description:
         description = best.description
-    mentions = {(m.scene_number, m.text, m.context) for a in found for m in a.mentions}
+    mentions = set(list(dict.fromkeys((m.scene_number, m.text, m.context)
+                                      for a in found for m in a.mentions))[:MAX_MENTIONS])
     old_mentions = {(r["scene_number"], r["text"], r["context"])
                     for r in mentions_of(project, row["id"])}
     changed = (description != row["description"] or new_meta != meta or mentions != old_mentions

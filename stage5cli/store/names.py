@@ -3,6 +3,7 @@ checks every name, alias, type and description passes before it is stored."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,25 +18,55 @@ MAX_NAME = 120
 MAX_DESCRIPTION = 4000
 
 
+_ID_REF = re.compile(r"(?:#|id:)?\s*([0-9]{1,18})", re.IGNORECASE)
+
+
+def is_id_like(name: str) -> bool:
+    """Would `name` read as an asset id (12, #12, id:12)? Such names are refused."""
+    return _ID_REF.fullmatch(" ".join(name.split())) is not None
+
+
+def loose(name: str) -> str:
+    """A name as people type it: case-, accent- (NFKD, combining marks dropped) and
+    apostrophe-insensitive (curly and straight quotes alike). `loose("INÉS") == loose("ines")`."""
+    import unicodedata
+
+    from stage5cli.extract.names import fold
+
+    text = unicodedata.normalize("NFKD", fold(name))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.casefold().split())
+
+
 def name_key(name: str) -> str:
-    """The normalised form two spellings of one name share (extract.merge.norm_name)."""
+    """The normalised form two spellings of one name share (extract.merge.norm_name), accents
+    folded as in `loose`."""
     from stage5cli.extract.merge import norm_name
 
-    return norm_name(name)
+    return norm_name(loose(name))
 
 
 def resolve(project: Project, ref: str) -> dict[str, Any]:
     """An asset by id or by name/alias, case-insensitive; exit 2 with suggestions if unknown."""
-    ref = ref.strip()
+    ref = " ".join(ref.split())
     if not ref:
-        raise UsageError("an asset name cannot be empty")
+        raise UsageError("an asset reference cannot be empty (give an id, a name or an alias)")
+    if not ref.isprintable():
+        raise UsageError(f"{ref!r} is not an asset reference: it holds control characters")
     all_rows = rows(project)
-    if ref.isdigit():
+    m = _ID_REF.fullmatch(ref)
+    if m:  # an id: 12, #12 or id:12 (names are never a bare number, see check_name)
+        wanted = int(m.group(1))
         for r in all_rows:
-            if r["id"] == int(ref):
+            if r["id"] == wanted:
                 return r
-    low = ref.lower()
-    exact = [r for r in all_rows if r["name"].lower() == low]
+        raise NotFoundError(f"no asset with id {wanted} on this branch "
+                            "(stage5 list shows the ids)")
+    if ref[:1] == "#" or ref[:3].lower() == "id:":
+        raise UsageError(f"{ref!r} is not an asset id: write #N or id:N with N a number "
+                         "(0-9), or the asset's name")
+    low = loose(ref)
+    exact = [r for r in all_rows if loose(r["name"]) == low]
     if len(exact) == 1:
         return exact[0]
     if len(exact) > 1:
@@ -43,7 +74,7 @@ def resolve(project: Project, ref: str) -> dict[str, Any]:
     key = name_key(ref)
     by_alias = [
         r for r in all_rows
-        if low in (a.lower() for a in meta_of(r).get("aliases", []))
+        if low in (loose(a) for a in meta_of(r).get("aliases", []))
         or (key and (key == name_key(r["name"])
                      or key in {name_key(a) for a in meta_of(r).get("aliases", [])}))
     ]
@@ -108,11 +139,18 @@ def _checked(text: str, what: str) -> str:
 
 
 def check_name(name: str) -> str:
-    return _checked(name, "an asset name")
+    name = _checked(name, "an asset name")
+    if is_id_like(name):
+        raise UsageError(f"an asset name cannot be a bare number ({name!r} reads as an asset "
+                         "id): add a word, e.g. \"Locker " + name.lstrip("#") + "\"")
+    return name
 
 
 def check_alias(alias: str) -> str:
-    return _checked(alias, "an alias")
+    alias = _checked(alias, "an alias")
+    if is_id_like(alias):
+        raise UsageError(f"an alias cannot be a bare number ({alias!r} reads as an asset id)")
+    return alias
 
 
 def check_description(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, app, print_json
+from stage5cli.cli.app import ApiKeyEnvOpt, JsonOpt, app, print_json
 
 if TYPE_CHECKING:
     from stage5cli.batch import BatchResult
@@ -105,7 +105,9 @@ class LiveDisplay:
         elif ev.kind == "result":
             row = self.rows.get(ev.index)
             if row is not None:
-                row.update(status=ev.result.status, stage="", res=ev.result)
+                # the stage column says where it ended: done, or the stage that failed
+                row.update(status=ev.result.status, res=ev.result,
+                           stage="done" if ev.result.status != "failed" else (row["stage"] or "-"))
                 self.order.append(ev.index)
         if self.live is not None:
             self.live.update(self._table())
@@ -122,7 +124,11 @@ class LiveDisplay:
                    f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped, "
                    f"{counts.get('running', 0)} running; {time.perf_counter() - self.t0:.0f} s")
         t = Table(title="stage5 batch", caption=caption, expand=False)
-        for col, kw in (("script", {"overflow": "fold", "max_width": 60}), ("status", {}),
+        longest = max((len(r["script"]) for r in self.rows.values()), default=6)
+        # file names are never broken mid-word: one line each, shortened with … past 60
+        for col, kw in (("script", {"no_wrap": True, "overflow": "ellipsis",
+                                    "min_width": min(60, longest), "max_width": 60}),
+                        ("status", {}),
                         ("stage", {}), ("assets", {"justify": "right"}),
                         ("images", {"justify": "right"}), ("time", {"justify": "right"}),
                         ("error", {"overflow": "fold", "max_width": 60})):
@@ -165,7 +171,8 @@ def batch(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the projects: one OUT/<script-stem>/ per script.", show_default=False)],
     model: Annotated[str | None, typer.Option("--model", "-m", help="LLM for extraction (default $STAGE5_MODEL, else the built-in extractor).")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the LLM API.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per LLM request.")] = 60.0,
+    api_key_env: ApiKeyEnvOpt = None,
+    timeout: Annotated[float, typer.Option("--timeout", max=3600, help="Seconds per LLM request.")] = 60.0,
     generate: Annotated[bool, typer.Option("--generate", help="Generate an image key per asset.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Image backend: placeholder, diffusers or api.")] = "placeholder",
     image_model: Annotated[str | None, typer.Option("--image-model", help="diffusers: folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
@@ -174,8 +181,8 @@ def batch(
     strict: Annotated[bool, typer.Option("--strict", help="With --lock: unresolved conflicts fail the script (lock-all --strict).")] = False,
     allow_placeholder: Annotated[bool, typer.Option("--allow-placeholder", help="With --lock: accept placeholder image keys (lock-all --allow-placeholder).")] = False,
     export: Annotated[list[str] | None, typer.Option("--export", help="json, yaml or html (repeat, or comma-separated); written into each project folder.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Scripts at once, in worker processes (default: CPU count).", show_default=False)] = None,
-    llm_concurrency: Annotated[int, typer.Option("--llm-concurrency", help="LLM requests in flight across all workers.")] = 8,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", max=256, help="Scripts at once, in worker processes (default: CPU count).", show_default=False)] = None,
+    llm_concurrency: Annotated[int, typer.Option("--llm-concurrency", max=256, help="LLM requests in flight across all workers.")] = 8,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per script).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo scripts that already finished (rebuilds their projects).")] = False,
@@ -197,10 +204,19 @@ def batch(
         write_junit,
         write_report,
     )
+    from stage5cli.errors import UsageError
 
+    for item in inputs:  # before any table is drawn: a missing file or folder is one line
+        if not any(c in item for c in "*?[") and not Path(item).expanduser().exists():
+            raise UsageError(f"no such file or folder: {item}")
     check_output_file(report, "--report")
+    if api_key_env is not None:  # a variable that is not set: exit 2 before any worker starts
+        from stage5cli.secrets import api_key_for
+
+        api_key_for(api_base, api_key_env)
     check_output_file(junit, "--junit")
-    opts = BatchOptions(style=style, out=out, model=model, api_base=api_base, generate=generate,
+    opts = BatchOptions(style=style, out=out, model=model, api_base=api_base, api_key_env=api_key_env,
+                        generate=generate,
                         backend=backend.strip().lower(), image_model=image_model,
                         image_api_base=image_api_base, lock=lock, strict=strict,
                         allow_placeholder=allow_placeholder, exports=_exports(export),

@@ -26,11 +26,10 @@ def breakdown(
     json_: JsonOpt = False,
 ) -> None:
     """Scene breakdown: heading, INT/EXT, day/night, page, length in eighths, assets by category."""
-    from rich.markup import escape
-
     from stage5cli.breakdown.categories import by_id
     from stage5cli.breakdown.pages import format_eighths
     from stage5cli.breakdown.sheet import breakdown as build
+    from stage5cli.cli.app import esc as escape
 
     b = build(open_project_opt(project), script=script, scene=scene)
     if json_:

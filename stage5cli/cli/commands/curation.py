@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
+from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
+    JsonOpt,
+    ProjectOpt,
+    app,
+    confirm,
+    console,
+    open_project_opt,
+    print_json,
+)
 
 AssetArg = Annotated[str, typer.Argument(metavar="ASSET", help="Asset id, name or alias (case-insensitive).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -21,9 +30,9 @@ ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="Base URL of 
 
 
 def _e(text: Any) -> str:
-    from rich.markup import escape
+    from stage5cli.cli.app import esc
 
-    return escape(str(text))
+    return esc(text)
 
 
 def _brief(v) -> str:
@@ -217,6 +226,7 @@ def describe(
         "--model", "-m", help="litellm model (default $STAGE5_MODEL; without one, the built-in "
         "offline pass 2).")] = None,
     api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     instructions: Annotated[str | None, typer.Option(
         "--instructions", "-i", help="Extra guidance for the model, e.g. 'she is in her sixties'.")] = None,
     project: ProjectOpt = None,
@@ -227,7 +237,8 @@ def describe(
     from stage5cli import curation
 
     old, view, changed = curation.describe(open_project_opt(project), asset, model=model,
-                                           api_base=api_base, instructions=instructions)
+                                           api_base=api_base, instructions=instructions,
+                                           api_key_env=api_key_env)
     if not changed:
         console().print(f"{_e(view.name)}: the regenerated description is the same; nothing changed")
         return
@@ -273,7 +284,7 @@ def remove(
     rows = {r["id"]: r for r in (curation.require_editable(p, a, "remove") for a in assets)}
     if not yes:
         names = ", ".join(f"{r['name']} (id {r['id']})" for r in rows.values())
-        typer.confirm(f"remove {names}?", abort=True)
+        confirm(f"remove {names}?")
     names, files = curation.remove(p, [str(i) for i in rows])
     con = console()
     con.print(f"removed {_e(', '.join(names))}")
@@ -304,7 +315,7 @@ def merge(
                                      force=force)
     if not yes:
         names = ", ".join(s["name"] for s in srcs)
-        typer.confirm(f"merge {names} into {t['name']}?", abort=True)
+        confirm(f"merge {names} into {t['name']}?")
     view = curation.merge(p, str(t["id"]), [str(s["id"]) for s in srcs],
                           description_from=description_from, force=force)
     con = console()
@@ -336,6 +347,7 @@ def conflicts(
     resolve: Annotated[str | None, typer.Option("--resolve", metavar="TEXT", help="Your own resolution: the new description.")] = None,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -375,14 +387,15 @@ def conflicts(
             console().print(f"resolved {_brief(view)} with your description (undo with stage5 undo)")
         return
     if apply:
-        s, view = conflict_ops.apply_suggestion(p, asset, model=model, api_base=api_base)
+        s, view = conflict_ops.apply_suggestion(p, asset, model=model, api_base=api_base,
+                                                api_key_env=api_key_env)
         if json_:
             print_json({"suggestion": s.model_dump(mode="json"), "asset": view.model_dump(mode="json")})
         else:
             _render_suggestion(s)
             console().print(f"applied to {_brief(view)} (undo with stage5 undo)")
         return
-    s = conflict_ops.suggest(p, asset, model=model, api_base=api_base)
+    s = conflict_ops.suggest(p, asset, model=model, api_base=api_base, api_key_env=api_key_env)
     if json_:
         print_json(s.model_dump(mode="json"))
         return
@@ -403,7 +416,7 @@ def _quote(name: str) -> str:
 
 @app.command(rich_help_panel="History")
 def history(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many events, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many events, newest first.")] = 20,
     all_branches: Annotated[bool, typer.Option("--all-branches", help="Events of every branch.")] = False,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
@@ -444,6 +457,8 @@ def undo(yes: YesOpt = False, project: ProjectOpt = None) -> None:
         typer.confirm(f"undo {ev.command} (event {ev.id}: {ev.summary})?", abort=True)
     done, notes = history.undo(p)
     con = console()
+    if done.stepped_over:
+        con.print(f"stepped over {_e(', '.join(done.stepped_over))}: permanent, never undone")
     con.print(f"undid {_e(done.command)} (event {done.id}): {_e(done.summary)}")
     for n in notes:
         con.print(f"  {_e(n)}")

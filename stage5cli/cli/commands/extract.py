@@ -9,16 +9,18 @@ from typing import Annotated
 import typer
 
 from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
     JsonOpt,
     ProjectOpt,
     app,
     console,
     err_console,
+    esc,
     open_project_opt,
     print_json,
 )
 
-MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, help="Refuse scripts larger than this many bytes.")]
+MaxSizeOpt = Annotated[int, typer.Option("--max-size", min=1, max=1 << 30, help="Refuse scripts larger than this many bytes.")]
 
 
 @app.command(rich_help_panel="Script and assets")
@@ -37,7 +39,7 @@ def parse(
         return
     info = summarize(sp)
     con = console()
-    con.print(f"[bold]{info.get('title') or script.name}[/]  format {info['format']}  "
+    con.print(f"[bold]{esc(info.get('title') or script.name)}[/]  format {info['format']}  "
               f"scenes {info['scenes']}  ~{info['pages_estimate']} pages  "
               f"encoding {sp.source.encoding}")
     from rich.table import Table
@@ -46,10 +48,10 @@ def parse(
     t.add_column("character")
     t.add_column("lines", justify="right")
     for c in info["characters"][:40]:
-        t.add_row(c["name"], str(c["lines"]))
+        t.add_row(esc(c["name"]), str(c["lines"]))
     con.print(t)
     for w in info.get("warnings", []):
-        err_console().print(f"[yellow]warning:[/] {w}")
+        err_console().print(f"[yellow]warning:[/] {esc(w)}")
 
 
 @app.command(rich_help_panel="Script and assets")
@@ -59,22 +61,32 @@ def extract(
         "--model", "-m", help="litellm model (e.g. openai/gpt-4o-mini); default $STAGE5_MODEL, "
         "else the offline built-in extractor.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once.")] = 8,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per LLM request.")] = 60.0,
-    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="LLM requests in flight at once (default: all of a pass's requests, at most 32).", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per LLM request.")] = 60.0,
+    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=200, max=1_000_000, help="Pass-1 chunk size in tokens (whole scenes).")] = 6000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached LLM answers.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, tokens and cost; call nothing.")] = False,
+    restore_removed: Annotated[bool, typer.Option("--restore-removed", help="Bring back the assets you removed (re-extraction skips them otherwise).")] = False,
     max_size: MaxSizeOpt = 10_000_000,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Two-pass extraction of characters, props and locations (needs a locked style)."""
-    from stage5cli.extract.base import LLMOptions
     from stage5cli.extract.registry import resolve_model
+
+    model = resolve_model(model)
+    if model is not None and not dry_run:
+        # litellm takes seconds to import: let it load while the script is read and chunked
+        from stage5cli.extract.llm_calls import start_import
+
+        start_import(model, api_base)
+    from stage5cli.extract.base import LLMOptions
     from stage5cli.extract.service import plan
 
     p = open_project_opt(project)
-    opts = LLMOptions(model=resolve_model(model), api_base=api_base, concurrency=concurrency,
+    opts = LLMOptions(model=model, api_base=api_base, api_key_env=api_key_env,
+                      concurrency=concurrency,
                       timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
                       max_bytes=max_size)
     if dry_run:
@@ -89,11 +101,16 @@ def extract(
                 f"requests, ~{info.get('input_tokens_estimate', 0)} input tokens, "
                 f"estimated cost {'unknown' if cost is None else f'${cost:.4f}'}")
         return
+    if restore_removed:
+        from stage5cli.curation import restore_removed as forget_removals
+
+        forget_removals(p)
     outcome = _run_with_progress(p, script, opts, quiet=json_)
     data = {
         "extractor": outcome.extractor, "model": outcome.model, "counts": outcome.counts,
         "changes": {k: sorted(v) for k, v in outcome.report.items()},
-        "failures": outcome.failures, **outcome.stats,
+        "failures": outcome.failures, "ungrounded": len(outcome.result.ungrounded),
+        **outcome.stats,
     }
     if json_:
         print_json(data)
@@ -103,8 +120,13 @@ def extract(
         con.print(f"extracted {c['character']} characters, {c['location']} locations, "
                   f"{c['prop']} props with the {outcome.extractor} extractor"
                   + (f" ({outcome.model})" if outcome.model else ""))
-        changes = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in outcome.report.items() if v)
+        changes = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in outcome.report.items()
+                            if v and k != "skipped_removed")
         con.print(f"changes: {changes or 'none'}")
+        skipped = outcome.report.get("skipped_removed") or []
+        if skipped:
+            con.print(f"skipped: removed by you: {esc(', '.join(sorted(set(skipped))))} "
+                      "(bring them back with stage5 extract SCRIPT --restore-removed)")
         if outcome.stats.get("requests") or outcome.stats.get("cache_hits"):
             cost = outcome.stats.get("cost_usd")
             con.print(f"LLM: {outcome.stats['requests']} requests, {outcome.stats['cache_hits']} "
@@ -113,12 +135,16 @@ def extract(
         con.print("next: stage5 review, then stage5 generate --all")
         from rich.markup import escape
 
+        grounding = outcome.result.grounding_warning()
+        if grounding:
+            err_console().print(f"[yellow]warning:[/] {escape(grounding)}", highlight=False)
+
         for w in outcome.stats.get("tag_warnings", []):
-            err_console().print(f"[yellow]warning:[/] FDX tags: {escape(w)}", highlight=False)
+            err_console().print(f"[yellow]warning:[/] FDX tags: {esc(w)}")
     if outcome.failures:
         if not json_:
             for f in outcome.failures[:20]:
-                console().print(f"[red]failed:[/] {f}", markup=True, highlight=False)
+                console().print(f"[red]failed:[/] {esc(f)}")
         sys.stderr.write(f"error: {len(outcome.failures)} extraction request(s) failed; "
                          "the rest was saved (re-run to retry them)\n")
         raise typer.Exit(1)
@@ -176,8 +202,8 @@ def review(
         t.add_column(col, overflow="fold")
     for v in views:
         scenes = ",".join(map(str, v.scenes[:8])) + ("…" if len(v.scenes) > 8 else "")
-        t.add_row(str(v.id), v.name + (" [dim](stale)[/]" if v.stale else ""), v.type, v.category,
-                  ", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else ""), scenes,
+        t.add_row(str(v.id), esc(v.name) + (" [dim](stale)[/]" if v.stale else ""), v.type, v.category,
+                  esc(", ".join(v.aliases[:3]) + ("…" if len(v.aliases) > 3 else "")), scenes,
                   "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
                   "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
                   _image_cell(v.image_state), "🔒" if v.locked else "")

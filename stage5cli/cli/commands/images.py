@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from stage5cli.cli.app import (
+    ApiKeyEnvOpt,
     JsonOpt,
     ProjectOpt,
     app,
     console,
     err_console,
+    esc,
     open_project_opt,
     print_json,
 )
@@ -29,9 +31,10 @@ def generate(
     backend: Annotated[str, typer.Option("--backend", "-b", help="placeholder, diffusers or api.")] = "placeholder",
     model: Annotated[str | None, typer.Option("--model", "-m", help="diffusers: local folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the image API.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, max=200, help="Override the style's steps.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the style's seed.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per API request.")] = 120.0,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the style's seed.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, max=3600, help="Seconds per API request.")] = 120.0,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=64, help="diffusers: images per pipeline call for same-size assets (default: 1 on CPU, 4 on CUDA).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show count, sizes and estimated cost only.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large or paid batch.")] = False,
@@ -51,7 +54,12 @@ def generate(
         from stage5cli.errors import UsageError
 
         raise UsageError("--batch-size is for --backend diffusers")
+    if api_key_env is not None and backend != "api":
+        from stage5cli.errors import UsageError
+
+        raise UsageError("--api-key-env is for --backend api")
     be = get_backend(backend, model=model, api_base=api_base, timeout=timeout,
+                     api_key_env=api_key_env,
                      **({"batch_size": batch_size} if batch_size else {}))
     if not dry_run:
         be.check()  # a backend that cannot run at all is refused before any job row is made
@@ -61,9 +69,9 @@ def generate(
     plan = jobs.build_requests(p, sel.rows, backend=be, steps=steps, seed=seed)
     est = jobs.estimate(plan)
     for w in sel.warnings:
-        err_console().print(f"[yellow]warning:[/] {w}")
+        err_console().print(f"[yellow]warning:[/] {esc(w)}")
     if sel.skipped_locked:
-        err_console().print(f"skipped {len(sel.skipped_locked)} locked asset(s): {', '.join(sel.skipped_locked[:8])}")
+        err_console().print(f"skipped {len(sel.skipped_locked)} locked asset(s): {esc(', '.join(sel.skipped_locked[:8]))}")
     if dry_run:
         if json_:
             print_json(est)
@@ -102,7 +110,7 @@ def generate(
     if outcome["failed"]:
         if not json_:
             for f in outcome["failed"][:20]:
-                console().print(f"[red]failed:[/] {f['asset']}: {f['error']}", highlight=False)
+                console().print(f"[red]failed:[/] {esc(f['asset'])}: {esc(f['error'])}")
         sys.stderr.write(f"error: {len(outcome['failed'])} image(s) failed; "
                          "retry with stage5 generate --retry-failed\n")
         raise typer.Exit(1)
@@ -138,7 +146,7 @@ def _generate_with_progress(p, plan, *, quiet: bool):
 @app.command("jobs", rich_help_panel="Images")
 def jobs_cmd(
     status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent N jobs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000, help="Most recent N jobs.")] = 50,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -159,7 +167,7 @@ def jobs_cmd(
         t.add_column(col, overflow="fold")
     for r in rows:
         colour = {"done": "green", "failed": "red"}.get(r["status"], "yellow")
-        t.add_row(str(r["id"]), r["asset_name"] or "?", f"[{colour}]{r['status']}[/]", r["backend"],
-                  f"{r['width']}x{r['height']}", str(r["seed"]), r["image_path"] or r["error"] or "",
+        t.add_row(str(r["id"]), esc(r["asset_name"] or "?"), f"[{colour}]{r['status']}[/]", esc(r["backend"]),
+                  f"{r['width']}x{r['height']}", str(r["seed"]), esc(r["image_path"] or r["error"] or ""),
                   (r["finished_at"] or "")[:19])
     console().print(t)

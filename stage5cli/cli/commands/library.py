@@ -63,7 +63,7 @@ def library_list(asset_type: TypeOpt = None, json_: JsonOpt = False) -> None:
     t = Table(title=f"Library ({len(items)})", caption=str(library.home() / library.DB_NAME))
     for col in ("id", "name", "type", "style", "from project", "description"):
         t.add_column(col, overflow="fold")
-    from rich.markup import escape
+    from stage5cli.cli.app import esc as escape
 
     for i in items:
         t.add_row(str(i.id), escape(i.name), i.type, escape(i.style_id or "-"),
@@ -84,13 +84,15 @@ def library_show(
     if json_:
         print_json(item.model_dump(mode="json"))
         return
-    from rich.markup import escape
+    from stage5cli.cli.app import esc
 
     con = console()
     for key, value in item.model_dump(mode="json").items():
         if isinstance(value, list):
-            value = ", ".join(value) or "-"
-        con.print(f"[bold]{key}[/] {escape('-' if value is None else str(value))}", highlight=False)
+            value = ", ".join(value)
+        if value is None or value == "":
+            continue  # empty fields (voice_profile_id, ...) are left out; --json has them all
+        con.print(f"[bold]{key}[/] {esc(value)}")
 
 
 @library_app.command("use")

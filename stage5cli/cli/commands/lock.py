@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, open_project_opt, print_json
+from stage5cli.cli.app import JsonOpt, ProjectOpt, app, console, esc, open_project_opt, print_json
 
 AssetsArg = Annotated[list[str], typer.Argument(metavar="ASSET...", help="Assets by name, alias or id.")]
 
@@ -19,7 +19,7 @@ def lock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     from stage5cli.locking import set_locked
 
     names = set_locked(open_project_opt(project), assets, True)
-    console().print(f"locked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (already locked)"))
+    console().print(f"locked {len(names)} asset(s)" + (f": {esc(', '.join(names))}" if names else " (already locked)"))
 
 
 @app.command(rich_help_panel="Lock and export")
@@ -28,7 +28,7 @@ def unlock(assets: AssetsArg, project: ProjectOpt = None) -> None:
     from stage5cli.locking import set_locked
 
     names = set_locked(open_project_opt(project), assets, False)
-    console().print(f"unlocked {len(names)} asset(s)" + (f": {', '.join(names)}" if names else " (none were locked)"))
+    console().print(f"unlocked {len(names)} asset(s)" + (f": {esc(', '.join(names))}" if names else " (none were locked)"))
 
 
 @app.command("lock-all", rich_help_panel="Lock and export")
@@ -69,7 +69,7 @@ def lock_all_cmd(
     else:
         render_blockers(con, [], result["warnings"])
         con.print(f"[green]stage 5 locked[/]: {len(result['locked'])} asset(s) locked on branch "
-                  f"{p.branch()['name']}; export with stage5 export")
+                  f"{esc(p.branch()['name'])}; export with stage5 export")
 
 
 def _confirm_conflicts(p, *, allow_placeholder: bool, quiet: bool) -> bool:

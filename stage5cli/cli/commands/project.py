@@ -16,6 +16,7 @@ from stage5cli.cli.app import (
     app,
     branch_app,
     console,
+    esc,
     open_project_opt,
     print_json,
     style_app,
@@ -33,7 +34,7 @@ def init(
 
     project, created = init_project(directory)
     verb = "created" if created else "already a project:"
-    console().print(f"{verb} {project.root / 'stage5.db'}")
+    console().print(f"{verb} {esc(project.root / 'stage5.db')}")
     if created:
         console().print("next: stage5 style list, then stage5 style lock ID")
 
@@ -98,7 +99,7 @@ def style_list(project: ProjectOpt = None, json_: JsonOpt = False) -> None:
         t.add_column(col)
     for c, origin in styles.values():
         mark = " (locked)" if c.id == locked_id else ""
-        t.add_row(c.id + mark, c.name, origin, c.description)
+        t.add_row(esc(c.id) + mark, esc(c.name), esc(origin), esc(c.description))
     console().print(t)
 
 
@@ -123,7 +124,8 @@ def style_show(
         return
     import yaml
 
-    console().print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), markup=False)
+    # written as is (never through Rich): valid YAML on a terminal, in a pipe and in a file
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=float("inf")))
 
 
 @style_app.command("import")
@@ -135,7 +137,7 @@ def style_import(
     from stage5cli.project import import_style
 
     capsule = import_style(open_project_opt(project), file)
-    console().print(f"imported style {capsule.id} ({capsule.name}); lock it with stage5 style lock {capsule.id}")
+    console().print(f"imported style {esc(capsule.id)} ({esc(capsule.name)}); lock it with stage5 style lock {esc(capsule.id)}")
 
 
 @style_app.command("lock")
@@ -149,10 +151,10 @@ def style_lock(
     p = open_project_opt(project)
     row, changed = lock_style(p, style_id)
     if changed:
-        console().print(f"locked style {row['style_id']} ({row['name']}) sha256 {row['sha256'][:12]} "
-                        f"on branch {p.branch()['name']}")
+        console().print(f"locked style {esc(row['style_id'])} ({esc(row['name'])}) sha256 {row['sha256'][:12]} "
+                        f"on branch {esc(p.branch()['name'])}")
     else:
-        console().print(f"style {row['style_id']} is already locked on branch {p.branch()['name']}")
+        console().print(f"style {esc(row['style_id'])} is already locked on branch {esc(p.branch()['name'])}")
 
 
 # ---- branches ------------------------------------------------------------------------------
@@ -161,17 +163,23 @@ def style_lock(
 @branch_app.command("create")
 def branch_create(
     name: Annotated[str, typer.Argument(help="New branch name.")],
-    style: Annotated[str | None, typer.Option("--style", help="Style id to lock on the new branch.")] = None,
+    style: Annotated[str | None, typer.Option("--style", help="Style id to lock on the new branch (default: keep the current branch's style).")] = None,
+    no_style: Annotated[bool, typer.Option("--no-style", help="Start the branch without a style.")] = False,
     no_switch: Annotated[bool, typer.Option("--no-switch", help="Stay on the current branch.")] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Create a branch: copies the current branch's assets (unlocked), optionally with a new style."""
+    """Create a branch: copies the current branch's assets (unlocked) and its style (or --style ID)."""
+    from stage5cli.errors import UsageError
     from stage5cli.project import create_branch
 
+    if style and no_style:
+        raise UsageError("--style and --no-style exclude each other")
     p = open_project_opt(project)
-    b = create_branch(p, name, style, switch=not no_switch)
+    b = create_branch(p, name, style, switch=not no_switch, keep_style=not no_style)
     where = "" if no_switch else "; now on it"
-    console().print(f"created branch {b['name']}{' with style ' + style if style else ''}{where}")
+    locked = p.locked_style(b["id"])
+    kept = f" with style {esc(locked[0]['style_id'])}" if locked else " without a style"
+    console().print(f"created branch {esc(b['name'])}{kept}{where}")
 
 
 @branch_app.command("list")
@@ -189,8 +197,8 @@ def branch_list(project: ProjectOpt = None, json_: JsonOpt = False) -> None:
     for col in ("", "name", "parent", "style", "status", "assets"):
         t.add_column(col)
     for r in rows:
-        t.add_row("*" if r["active"] else "", r["name"], r["parent"] or "", r["style_id"] or "-",
-                  r["status"], str(r["assets"]))
+        t.add_row("*" if r["active"] else "", esc(r["name"]), esc(r["parent"] or ""),
+                  esc(r["style_id"] or "-"), r["status"], str(r["assets"]))
     console().print(t)
 
 
@@ -203,7 +211,7 @@ def branch_switch(
     from stage5cli.project import switch_branch
 
     b = switch_branch(open_project_opt(project), name)
-    console().print(f"now on branch {b['name']}")
+    console().print(f"now on branch {esc(b['name'])}")
 
 
 
@@ -216,11 +224,13 @@ def demo(
     from stage5cli.demo import run_demo
 
     con = console()
-    result = run_demo(directory, (lambda s: None) if json_ else con.print)
+    # plain text, one line per step, never wrapped mid-phrase by Rich (a terminal wraps it)
+    result = run_demo(directory, (lambda s: None) if json_ else
+                      (lambda s: con.print(esc(s), soft_wrap=True)))
     if json_:
         print_json(result)
     elif "contact_sheet" in result:
-        con.print(f"open {Path(result['contact_sheet']).resolve().as_uri()} in a browser")
+        con.print(f"open {esc(Path(result['contact_sheet']).resolve().as_uri())} in a browser")
 
 
 
@@ -246,7 +256,7 @@ def doctor(
             t.add_column(col, overflow="fold")
         for c in report.checks:
             mark = "[green]ok[/]" if c.ok else ("[yellow]fixed[/]" if c.fixed else "[red]problem[/]")
-            t.add_row(c.name, mark, c.detail)
+            t.add_row(esc(c.name), mark, esc(c.detail))
         console().print(t)
         if not report.ok and not fix and any(c.fixable and not c.ok for c in report.checks):
             console().print("run stage5 doctor --fix to repair what is safe to repair")

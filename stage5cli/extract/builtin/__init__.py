@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stage5cli.errors import UsageError
 from stage5cli.extract.base import ExtractionResult, Extractor, Progress
 from stage5cli.extract.builtin.characters import (
     Character,
@@ -33,7 +32,13 @@ from stage5cli.extract.builtin.characters import (
 )
 from stage5cli.extract.builtin.describe import bound_mentions, describe_all
 from stage5cli.extract.builtin.places import Place, find_places
-from stage5cli.extract.builtin.props import Prop, find_props, prop_aliases, prop_name
+from stage5cli.extract.builtin.props import (
+    Prop,
+    find_props,
+    link_vehicles,
+    prop_aliases,
+    prop_name,
+)
 from stage5cli.extract.builtin.text import build_index
 from stage5cli.extract.merge import merge_assets
 from stage5cli.models import ExtractedAsset, Mention
@@ -61,7 +66,7 @@ def _character_asset(c: Character) -> ExtractedAsset:
     )
 
 
-def _place_asset(p: Place) -> ExtractedAsset:
+def _place_asset(p: Place, vehicle: str = "") -> ExtractedAsset:
     mentions = [
         Mention(scene_number=scene, text=p.display, context=heading)
         for scene, heading in p.scenes.items()
@@ -71,7 +76,7 @@ def _place_asset(p: Place) -> ExtractedAsset:
         type="location",
         aliases=sorted(p.aliases),
         mentions=bound_mentions(mentions),
-        extra={"source": "heading"},
+        extra={"source": "heading", **({"vehicle": vehicle} if vehicle else {})},
     )
 
 
@@ -90,6 +95,7 @@ def _prop_asset(p: Prop) -> ExtractedAsset:
             "source": "caps" if p.caps else "handled" if p.handled else "recurring",
             "handled": p.handled,
             "handled_scenes": len(p.handled_scenes),
+            **({"set": p.set_name} if p.set_name else {}),
         },
     )
 
@@ -105,8 +111,10 @@ def _pass1(index) -> list[ExtractedAsset]:
     char_words = {w for c in chars for n in c.names for w in core_tokens(character_key(n))}
     places = find_places(index)
     props = find_props(index, caps_props, char_words)
+    link_vehicles(index, props, places)
+    vehicle_of = {p.set_name: prop_name(p) for p in props if p.set_name}
     assets = [_character_asset(c) for c in chars]
-    assets += [_place_asset(p) for p in places]
+    assets += [_place_asset(p, vehicle_of.get(p.display, "")) for p in places]
     assets += [_prop_asset(p) for p in props if p.mentions]
     merged = merge_assets(assets)
     for a in merged:
@@ -124,11 +132,25 @@ def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[Ex
 
 
 def distill_builtin(
-    asset: ExtractedAsset, sp: Screenplay, *, style_name: str | None = None
+    asset: ExtractedAsset,
+    sp: Screenplay,
+    *,
+    style_name: str | None = None,
+    instructions: str | None = None,
 ) -> ExtractedAsset:
-    """Pass 2 for one asset (the `describe` command without a model)."""
+    """Pass 2 for one asset (the `describe` command without a model). The characters' names
+    come from pass 1, as in `extract_builtin`, so the same asset gets the same description;
+    the user's `instructions` (`describe -i`) are appended as written."""
     index = build_index(sp)
-    return describe_all(index, [asset], style_name)[0]
+    names = [n for a in _pass1(index) if a.type == "character" for n in [a.name, *a.aliases]]
+    got = describe_all(index, [asset], style_name, character_names=names)[0]
+    guidance = " ".join((instructions or "").split())
+    if guidance:
+        if guidance[-1] not in ".!?":
+            guidance += "."
+        got.description = f"{got.description} {guidance[:1].upper()}{guidance[1:]}".strip()
+        got.extra = {**got.extra, "instructions": guidance}
+    return got
 
 
 class BuiltinExtractor(Extractor):
@@ -149,9 +171,7 @@ class BuiltinExtractor(Extractor):
     def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
                 script: Callable[[], Screenplay], instructions: str | None = None,
                 ) -> ExtractedAsset:
-        if instructions:
-            raise UsageError("--instructions needs an LLM: add --model M (or set $STAGE5_MODEL)")
-        return distill_builtin(asset, script(), style_name=style_name)
+        return distill_builtin(asset, script(), style_name=style_name, instructions=instructions)
 
     def plan(self, screenplay: Screenplay, *, style_name: str) -> dict[str, Any]:
         return {"requests": 0, "input_tokens_estimate": 0, "cost_usd_estimate": 0.0}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case
+from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -30,7 +31,7 @@ from .lexicon import (
     is_plural_person,
     singular,
 )
-from .text import CapsSpan, Index, in_quotes, sentences
+from .text import UPPER, WINDOW, CapsSpan, Index, in_quotes
 
 # a group that speaks this many times is kept as a character ("unless they speak a lot")
 GROUP_MIN_LINES = 5
@@ -248,9 +249,45 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     known_tokens = {core_tokens(k)[0] for k in known if len(core_tokens(k)) == 1}
     known_tokens = {t for t in known_tokens if not is_generic(t) and len(t) >= 2}
 
+    # 2a. nicknames in an introduction: ANNABEL "BELL" CROSS, K-9 UNIT ("REX")
+    nick_ranges: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    caps_by_para: dict[int, list[CapsSpan]] = defaultdict(list)
+    nicks = list(_nicknames(index))
+    if nicks:
+        wanted = {n[0] for n in nicks}
+        for sp in index.caps:
+            if sp.para in wanted:
+                caps_by_para[sp.para].append(sp)
+    for pi, name, nick, start, end in nicks:
+        nkey, fkey = character_key(nick), character_key(name)
+        if nkey in known:
+            target = nkey
+        elif fkey in known:
+            target = fkey
+        elif core_tokens(fkey) and core_tokens(fkey)[0] in known_tokens:
+            target = core_tokens(fkey)[0]
+        else:
+            continue  # not linked to anyone who speaks: left to the capitals rules
+        c = chars[target]
+        for n in (name, nick):
+            if character_key(n) != target:
+                c.names[n] += 1
+        nick_ranges[pi].append((start, end))
+        span = next((sp for sp in caps_by_para.get(pi, ()) if start <= sp.start < end), None)
+        if span is not None and (c.intro is None or (span.scene, span.para) < (
+                c.intro.scene, c.intro.para)):
+            c.intro = span
+        age = AGE_AFTER.match(index.paragraphs[pi].text, end)
+        if age is not None:
+            c.ages.append((index.paragraphs[pi].scene, int(age.group("age"))))
+
     # 2. capitalised spans in action
     caps_props: list[tuple] = []
+    named: list[tuple[CapsSpan, str]] = []  # character spans in text order
     for span in index.caps:
+        ranges = nick_ranges.get(span.para)
+        if ranges and _inside(ranges, span.start):
+            continue  # part of a nickname introduction, handled above
         got = classify_span(span, known, known_tokens)
         if got is None:
             continue
@@ -258,16 +295,18 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             caps_props.append((got[1], got[2], span))
             continue
         if got[0] == "mention":
+            named.append((span, got[-1]))
             for key in got[1:]:
                 c = chars[key]
                 if c.intro is None:
                     c.intro = span
-                age = span.age_after()
-                if age is not None:
-                    c.ages.append((span.scene, age))
+            age = span.age_after()
+            if age is not None:  # "MAYA AND JOAN (40s)": the age is the nearest name's only
+                chars[got[-1]].ages.append((span.scene, age))
             continue
         name = got[1]
         key = character_key(name)
+        named.append((span, key))
         c = get(key)
         c.names[name] += 1
         if c.intro is None:
@@ -331,12 +370,69 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
                 uf.union(k, tail)
                 break
 
+    # a label the text then names: "the DRIVER, a man in his forties ... This is SPALDING
+    # JEAGER." (the latest generic label earlier in the same paragraph)
+    for n, (span, key) in enumerate(named):
+        if key not in live or is_generic(key) or not span.intro_before():
+            continue
+        for prev, pkey in reversed(named[max(0, n - 5):n]):
+            if prev.para != span.para:
+                break
+            if pkey in live and pkey != key and is_generic(pkey) and not live[pkey].from_cue:
+                uf.union(key, pkey)
+                break
+    # a relation introduced with its owner: YOUNG TOM'S MOTHER (40s) <- the cue MOTHER, when
+    # exactly one introduction ends so
+    relations: dict[str, list[str]] = defaultdict(list)
+    for k, c in live.items():
+        if c.from_cue:
+            continue
+        for n in c.names:
+            up = " ".join(n.upper().replace("’", "'").split())
+            if "'S " in up:
+                relations[character_key(up.rsplit("'S ", 1)[1])].append(k)
+                break
+    for tail, ks in relations.items():
+        if tail in live and live[tail].from_cue and len(set(ks)) == 1:
+            uf.union(ks[0], tail)
+
     groups: dict[str, list[Character]] = defaultdict(list)
     for k, c in live.items():
         groups[uf.find(k)].append(c)
     merged = [_combine(members) for members in groups.values()]
     _scan_mentions(index, merged)
     return merged, caps_props
+
+
+_CAPS_RUN = rf"[{UPPER}0-9][{UPPER}0-9'’.\-]*(?:\s+[{UPPER}0-9][{UPPER}0-9'’.\-]*)*"
+# NAME "NICK" SURNAME, NAME ("NICK"), NAME, "NICK",: a quoted or bracketed name inside an
+# introduction in capitals
+_NICKNAME = re.compile(
+    rf"(?<![\w'])(?P<first>{_CAPS_RUN})\s*,?\s*(?P<open>\(\s*)?[\"“](?P<nick>{_CAPS_RUN})[\"”]"
+    rf"(?(open)\s*\))(?:\s+(?P<last>{_CAPS_RUN}))?(?![\w'])"
+)
+
+
+def _inside(ranges: list[tuple[int, int]], pos: int) -> bool:
+    i = bisect_right(ranges, (pos, 1 << 62)) - 1  # ranges are in text order, disjoint
+    return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
+
+
+def _nicknames(index: Index):
+    """(paragraph, full name, nickname, start, end) of each nickname introduction in action."""
+    for pi, p in enumerate(index.paragraphs):
+        if p.kind != "action" or ('"' not in p.text and "“" not in p.text):
+            continue
+        for m in _NICKNAME.finditer(p.text):
+            first, nick, last = m.group("first"), m.group("nick"), m.group("last") or ""
+            if not any(ch.isalpha() for ch in nick) or len(nick.split()) > 3:
+                continue
+            if len(first.split()) > 4 or len(last.split()) > 2:
+                continue
+            words = f"{first} {last}".split()
+            while len(words) > 1 and words[0] in ("A", "AN", "THE"):
+                words = words[1:]
+            yield pi, " ".join(words), nick, m.start(), m.end()
 
 
 def _combine(members: list[Character]) -> Character:
@@ -427,8 +523,7 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             owner.setdefault(f, c)
     if not owner:
         return
-    forms = sorted(owner, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w])")
+    pattern = re.compile(r"(?<![\w'])(?:" + literal_alternation(owner) + r")(?![\w])")
     for i, p in enumerate(index.paragraphs):
         if p.kind == "dialogue":
             continue
@@ -451,8 +546,8 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
 
 
 def caps_neighbour(text: str, start: int, end: int) -> bool:
-    before = text[:start].rstrip().split(" ")[-1:] or [""]
-    after = text[end:].lstrip().split(" ")[:1] or [""]
+    before = text[max(0, start - WINDOW) : start].rstrip().split(" ")[-1:] or [""]
+    after = text[end : end + WINDOW].lstrip().split(" ")[:1] or [""]
     for w in (before[0], after[0]):
         w = w.strip(",.;:!?\"'()")
         if len(w) > 1 and w.isupper() and w not in DETERMINERS:
@@ -461,11 +556,9 @@ def caps_neighbour(text: str, start: int, end: int) -> bool:
 
 
 def _sentence_at(index: Index, para: int, pos: int) -> str:
-    text = index.paragraphs[para].text
-    offset = 0
-    for s in sentences(text):
-        at = text.find(s, offset)
+    for at, s in index.sentence_spans(para):
         if at <= pos < at + len(s) + 1:
             return s[:240]
-        offset = max(offset, at)
-    return text[:240]
+        if at > pos:
+            break
+    return index.paragraphs[para].text[:240]

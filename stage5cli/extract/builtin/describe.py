@@ -6,6 +6,7 @@ scene counts, and visual conflicts from contradictory colour / size / age words 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, title_case
+from stage5cli.extract.names import AGE_AFTER, literal_alternation, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -48,6 +49,8 @@ class Evidence:
     ages: list[tuple[int, int]] = field(default_factory=list)
     scenes: set[int] = field(default_factory=set)
     intro: str = ""
+    intro_next: list[str] = field(default_factory=list)  # the sentences after the introduction
+    intro_prev: list[str] = field(default_factory=list)  # the sentences before it
     # sentences where the asset is the subject ("Chalf is ...", "Charya's eyes ...") or, for a
     # prop, where visual words stand right before its noun ("a large red LED clock")
     focused: set[str] = field(default_factory=set)
@@ -90,7 +93,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
         for f in forms:
             owners[f].append(i)
     if owners:
-        alternation = "|".join(re.escape(f) for f in sorted(owners, key=len, reverse=True))
+        alternation = literal_alternation(owners)  # a trie: linear in the text, not in names
         pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
     else:
         pattern = None
@@ -107,6 +110,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             at = para.text.find(s, pos)
             bounds.append((at, at + len(s)))
             pos = max(pos, at)
+        starts = [st for st, _ in bounds]
         per_sentence: dict[int, set[int]] = defaultdict(set)
         quoted = '"' in para.text
         for m in hits:
@@ -120,11 +124,11 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             ):
                 if any(is_char[i] and is_generic(character_key(text)) for i in owners[text]):
                     continue
-            si = next((k for k, (s, e) in enumerate(bounds) if s <= m.start() < e + 1), None)
-            if si is None:
+            si = bisect_right(starts, m.start()) - 1  # the sentence this hit starts in
+            if si < 0 or m.start() >= bounds[si][1] + 1:
                 continue
             sentence_start = bounds[si][0]
-            prev = para.text[: m.start()].split()[-1:] or [""]
+            prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
             thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
             for i in owners[text]:
                 if not is_char[i] and not thing:
@@ -140,6 +144,13 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                         evidence[i].ages.append((para.scene, int(age.group("age"))))
                     if not evidence[i].intro and text.isupper():
                         evidence[i].intro = sents[si]
+                        following = list(sents[si + 1 : si + 4])
+                        if len(following) < 3 and pi + 1 < len(index.paragraphs):
+                            nxt_para = index.paragraphs[pi + 1]
+                            if nxt_para.kind == "action" and nxt_para.scene == para.scene:
+                                following += index.para_sentences(pi + 1)[: 3 - len(following)]
+                        evidence[i].intro_next = following
+                        evidence[i].intro_prev = list(sents[max(0, si - 2) : si])
         for si, ids in per_sentence.items():
             for i in ids:
                 evidence[i].sentences.append((para.scene, sents[si]))
@@ -147,6 +158,9 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     return evidence
 
 
+_NAMING = re.compile(
+    r"^(?:this|that|it|he|she)\s+(?:is|was|must be)\b|\bname is\b|\bmust be\b", re.I)
+_PRONOUN_LEAD = re.compile(r"(?:He|She|They|It|His|Her|Their|Its)\b")
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
 
@@ -290,7 +304,7 @@ def _pick(candidates: list[tuple[int, str, int]], first: str = "") -> list[str]:
 
 def _setting(index: Index, scenes: list[int]) -> str:
     """A sentence from the headings: interior/exterior and the times of day it is seen at."""
-    by_number = {s.number: s for s in index.sp.scenes}
+    by_number = index.scene_by_number
     ie: Counter = Counter()
     times: Counter = Counter()
     for n in scenes:
@@ -336,28 +350,125 @@ def _setting(index: Index, scenes: list[int]) -> str:
 
 
 def _generic(asset: ExtractedAsset, style_name: str | None) -> list[str]:
-    style = f" in the {style_name} style" if style_name else ""
-    name = title_case(asset.name) if asset.type != "prop" else asset.name
-    if asset.type == "character":
-        return [
-            f"{name}, shown as a full-length character reference{style}.",
-            "The script gives no further visual description, so build, clothing and colouring "
-            "are open to design.",
-            "Neutral pose, plain background, even lighting.",
-        ]
-    if asset.type == "location":
-        return [
-            f"{name}, seen in a wide establishing view{style}.",
-            "The script gives no further visual description of this place, so its details are "
-            "open to design.",
-            "No people in frame, clear sense of scale and depth.",
-        ]
-    return [
-        f"The {name}, shown on its own as a prop reference{style}.",
-        "The script gives no further visual description, so size, material and colour are "
-        "open to design.",
-        "Three-quarter view, plain background, even lighting.",
-    ]
+    """What is said when the script says nothing: the name alone ("A kitchen."), never words
+    about the script, the style or the rendering (they would go straight into the image prompt).
+    `style_name` is accepted for the signature's sake and deliberately unused."""
+    del style_name
+    if asset.type == "prop":
+        name = asset.name.lower() if asset.name.isupper() else asset.name
+        last = name.split()[-1] if name.split() else name
+        if singular(last) != last:  # "truck keys", "vinyl records": no article
+            return [_tidy(name)]
+        article = "An" if name[:1].lower() in "aeiou" else "A"
+        return [_tidy(f"{article} {name}")]
+    return [_tidy(title_case(asset.name))]
+
+
+MAX_DESCRIPTION_WORDS = 80
+_CLAUSE_BOUNDARY = re.compile(r"\s*(?:[,;:]|--|—|–|\b(?:and|while|as|but|when|where|then|who)\b)\s*")
+
+
+_LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'’\-]*$", re.I)
+_NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
+
+
+def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | None,
+                 own_forms: set[str]) -> str:
+    """The part of a sentence about its asset: clauses are cut at another character's name
+    ("EDWARD, 40s, stands beside WILL, 17" -> "EDWARD, 40s, stands beside"). The run of clauses
+    around the asset's own name that names nobody else is kept; "" when nothing is left."""
+    if people is None:
+        return sentence
+    others = [m.span() for m in people.finditer(sentence) if m.group(0) not in own_forms]
+    mine = [m.span() for m in own.finditer(sentence)] if own is not None else []
+    others = [o for o in others if not any(a <= o[0] < b for a, b in mine)]
+    if not others:
+        return sentence
+    if not mine:
+        return ""
+    cuts = [0] + [m.start() for m in _CLAUSE_BOUNDARY.finditer(sentence)] + [len(sentence)]
+    cuts = sorted(set(cuts))
+    clauses = list(zip(cuts, cuts[1:], strict=False))
+
+    def names_other(c: tuple[int, int]) -> bool:
+        return any(c[0] <= o[0] < c[1] for o in others)
+
+    # a list of names that share the rest of the sentence ("CHALF, NAR and YOR, each 15, in
+    # robes"): the listed names are one subject, not neighbours
+    lo_i, hi_i = mine[0]
+    changed = True
+    while changed:
+        changed = False
+        for o in list(others):
+            gap = sentence[hi_i : o[0]] if o[0] >= hi_i else sentence[o[1] : lo_i]
+            if _NAME_LIST_GAP.match(gap):
+                others.remove(o)
+                lo_i, hi_i = min(lo_i, o[0]), max(hi_i, o[1])
+                changed = True
+    if (lo_i, hi_i) != mine[0]:
+        # the other listed names go; the list's shared description stays ("NAR, each 15, ...")
+        shared = sentence[:lo_i] + sentence[mine[0][0] : mine[0][1]] + sentence[hi_i:]
+        return _own_clauses(shared, own, people, own_forms)
+    me = mine[0][0]
+    at = next(i for i, c in enumerate(clauses) if c[0] <= me < c[1])
+    before = [o for o in others if o[0] < me]
+    after = [o for o in others if o[0] > me]
+    # start: the own clause (or the name itself when another name opens that clause); earlier
+    # clauses only when nobody else is named before us (they describe us: "Tall, in a grey
+    # suit, EDWARD enters")
+    if before:
+        start = me
+        # keep the noun phrase whole: "lifts an old brass LANTERN" -> "an old brass LANTERN"
+        lead = re.search(r"\b(?:a|an|the|his|her|their|its|this|that)\s+(?:[\w'’\-]+\s+){0,3}$",
+                         sentence[before[-1][1] : me], re.IGNORECASE)
+        if lead is not None:
+            start = before[-1][1] + lead.start()
+    else:
+        start = 0
+    end = len(sentence)
+    if after:
+        nxt = after[0][0]
+        k = next(i for i, c in enumerate(clauses) if c[0] <= nxt < c[1])
+        end = clauses[k][0] if k > at else nxt
+        if k == at and start != me and not sentence[start:me].strip(" ,;:-—–").istitle():
+            # the other name is in our own clause and we do not open it ("Sitting beside
+            # Josephine, Will spots..."): no clause of ours to keep
+            lead = sentence[start:me].strip()
+            if lead and not _LEAD_OK.match(lead):
+                return ""
+    text = sentence[start:end].strip()
+    text = re.sub(r"^(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
+    text = re.sub(r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|with|beside|"
+                  r"to|at|by|of|for|from|on|in|the|a|an|his|her|their))+\s*$", "", text)
+    return text if len(text.split()) >= 2 else ""
+
+
+def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[str]:
+    """Whole sentences while they fit in `limit` words; a first sentence that is longer is cut
+    at its last comma inside the limit."""
+    out: list[str] = []
+    used = 0
+    for s in sentences:
+        n = len(s.split())
+        if used + n <= limit:
+            out.append(s)
+            used += n
+            continue
+        if not out:
+            words = s.split()[:limit]
+            cut = " ".join(words)
+            at = cut.rfind(",")
+            out.append(_tidy(cut[:at] if at > len(cut) // 2 else cut))
+        break
+    return out
+
+
+def _name_pattern(forms: set[str]) -> re.Pattern | None:
+    forms = {f for f in forms if len(f) >= 2}
+    if not forms:
+        return None
+    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
@@ -434,12 +545,14 @@ def describe_all(
             headings[s.number] = s
     openings = _openings(index)
     with_characters: set[str] = set()
-    if any(a.type == "location" for a in assets):
-        if character_names is None:
-            from stage5cli.extract.builtin.characters import find_characters
+    if character_names is None:
+        from stage5cli.extract.builtin.characters import find_characters
 
-            character_names = [n for c in find_characters(index)[0] for n in c.names]
-        with_characters = _sentences_naming(openings, surfaces(character_names))
+        character_names = [n for c in find_characters(index)[0] for n in c.names]
+    people_forms = surfaces(character_names)
+    people = _name_pattern(people_forms)
+    if any(a.type == "location" for a in assets):
+        with_characters = _sentences_naming(openings, people_forms)
     out: list[ExtractedAsset] = []
     for asset, ev in zip(assets, evidence, strict=True):
         a = asset.model_copy(update={"extra": dict(asset.extra), "aliases": list(asset.aliases)})
@@ -447,12 +560,33 @@ def describe_all(
         scenes = set(a.scenes) | ev.scenes
         if a.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
-            cands = [
-                (sc, t, _look_score(t))
-                for sc, t in ev.sentences
-                if t in ev.focused and t != ev.intro
-            ]
-            script = _pick(cands, ev.intro)
+            own_forms = surfaces(names)
+            own = _name_pattern(own_forms)
+            cands = []
+            for sc, t in ev.sentences:
+                if t in ev.focused and t != ev.intro:
+                    t = _own_clauses(t, own, people, own_forms)
+                    cands.append((sc, t, _look_score(t) if t else 0))
+            intro = _own_clauses(ev.intro, own, people, own_forms) if ev.intro else ""
+            # "PING (27) at a microphone. She is as gorgeous a woman as you'll ever see."
+            for nxt in ev.intro_next if intro else []:
+                if not _PRONOUN_LEAD.match(nxt) or (people and people.search(nxt)):
+                    continue
+                if _look_score(nxt) > 0 or any(
+                    w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(nxt)
+                ):
+                    cands.append((-1, nxt, 99))
+            # "...a man in his forties in an expensive suit. This is SPALDING JEAGER."
+            if intro and _NAMING.search(intro) and len(intro.split()) <= 12:
+                for prev in ev.intro_prev:
+                    if _look_score(prev) > 0 or any(
+                        w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(prev)
+                    ):
+                        prev = _own_clauses(prev, own, people, own_forms) if own and own.search(
+                            prev) else prev
+                        if prev and not (people and people.search(prev)):
+                            cands.append((-2, prev, 98))
+            script = _pick(cands, intro)
             a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
                 3, 0.08 * n_scenes
             )
@@ -476,25 +610,26 @@ def describe_all(
             a.is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
             evidence_count = len(scenes) + len(script)
         else:
-            cands = [(sc, t, _visual_score(t)) for sc, t in ev.sentences if t in ev.focused]
+            own_forms = _prop_surfaces(names)
+            own = _name_pattern(own_forms)
+            cands = []
+            for sc, t in ev.sentences:
+                if t in ev.focused:
+                    t = _own_clauses(t, own, people, own_forms)
+                    cands.append((sc, t, _visual_score(t) if t else 0))
             script = _pick(cands)
             handled = int(a.extra.get("handled_scenes", 0))
             a.is_priority = handled >= 2 or len(scenes) >= max(3, 0.03 * n_scenes)
             evidence_count = len(scenes) + len(script) + handled
-        generic = _generic(a, style_name)
-        text = list(script)
-        for g in generic:
-            if len(text) >= 3:
-                break
-            text.append(g)
-        a.description = " ".join(text[:5])
+        script = _bounded([t for t in script if t])
+        a.description = " ".join(script) if script else " ".join(_generic(a, style_name))
         a.extra = {
             **a.extra,
             "scenes": len(scenes),
-            "description_source": "script"
-            if len(script) >= 3
-            else ("generic" if not script else "script+generic"),
+            "description_source": "script" if script else "name",
         }
+        if not script:
+            evidence_count = min(evidence_count, 1)
         a.confidence_score = round(min(0.99, 1 - 0.75**evidence_count), 2)
         details = _conflicts(a, ev)
         a.has_conflicts = bool(details)

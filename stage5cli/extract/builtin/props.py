@@ -12,23 +12,33 @@ from dataclasses import dataclass, field
 from stage5cli.extract.builtin.lexicon import (
     ANIMALS,
     BODY_PARTS,
+    CAMERA_WORDS,
+    CLOSED_CLASS,
     COLOURS,
     DETERMINERS,
+    EVENT_WORDS,
+    GARMENTS,
+    GROUP_WORDS,
     HANDLED_OK,
     HANDLING_VERBS,
     NOT_PROPS,
     NUMBER_WORDS,
     OBJECT_COMPOUNDS,
     OBJECT_NOUNS,
+    OBJECT_SYNONYMS,
     PREPOSITIONS,
     SIZES,
+    SOUND_CONTEXT,
+    SOUND_WORDS,
+    VEHICLE_TAGS,
+    VEHICLES,
     VERB_PARTICLES,
     VISUAL_NOUNS,
     VISUAL_WORDS,
     is_person_word,
     singular,
 )
-from stage5cli.extract.builtin.text import CapsSpan, Index, sentences
+from stage5cli.extract.builtin.text import CapsSpan, Index
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|--+|[.,;:!?\"()\[\]-]")
 _PRONOUNS = frozenset("HIM HER THEM ME US YOU IT ITSELF HIMSELF HERSELF THEMSELVES".split())
@@ -55,6 +65,42 @@ class Prop:
     count: int = 0  # noun occurrences in action and dialogue
     scenes: set[int] = field(default_factory=set)  # scenes with such an occurrence
     caps_span: CapsSpan | None = None
+    set_name: str = ""  # the location this prop also is: a vehicle used as a heading
+
+
+def link_vehicles(index: Index, props: list[Prop], places: list) -> None:
+    """A vehicle used as a heading (INT. PICKUP TRUCK, INT. LANDCRUISER - DRIVING) is a location
+    and its prop: the prop of the same vehicle records the location as its set (one is made
+    from the heading when the action never names it), so curation sees one vehicle."""
+    by_head = {p.head: p for p in props}
+    for place in places:
+        words = [w.upper() for w in re.findall(r"[A-Za-z][A-Za-z'\-]*", place.display)]
+        if not words:
+            continue
+        head = singular(words[-1])
+        tagged = any(
+            t in VEHICLE_TAGS
+            for h in place.scenes.values()
+            for t in re.findall(r"[A-Z]+", h.upper().split(place.display.upper())[-1])
+        )
+        if head not in VEHICLES and not tagged:
+            continue
+        if len(words) > 4 or _excluded(head.lower(), set()) and head not in VEHICLES:
+            continue
+        key = head.lower()
+        p = by_head.get(key)
+        if p is None and not tagged:
+            continue  # a vehicle the action never names and no heading drives: a set only
+        if p is None:
+            p = Prop(key)
+            props.append(p)
+            by_head[key] = p
+        p.set_name = place.display
+        p.caps[place.display.upper()] += 1
+        for scene, heading in sorted(place.scenes.items()):
+            p.scenes.add(scene)
+            p.mentions.setdefault(scene, (place.display, heading[:240]))
+        p.mentions = dict(sorted(p.mentions.items()))
 
 
 _LEXICON_KEYS = frozenset(w.lower() for w in OBJECT_NOUNS)
@@ -101,7 +147,8 @@ def noun_key(word: str) -> str:
         w = word.upper().replace("’", "'")
         if w.endswith("'S"):
             w = w[:-2]
-        got = singular(w).lower()
+        one = singular(w)
+        got = OBJECT_SYNONYMS.get(one, one).lower()
         if len(_NOUN_KEYS) < 50_000:
             _NOUN_KEYS[word] = got
     return got
@@ -109,7 +156,7 @@ def noun_key(word: str) -> str:
 
 def _excluded(key: str, char_words: set[str]) -> bool:
     up = key.upper()
-    if len(up) < 3 or not up.replace("-", "").isalpha():
+    if len(up) < 3 or not up.replace("-", "").isalpha() or up in CLOSED_CLASS:
         return True
     if up in HANDLED_OK:
         return False
@@ -178,6 +225,83 @@ def _handled_objects(tokens: list[str], char_words: set[str]):
         yield head, " ".join(w.lower() for w in words)
 
 
+# the camera singles an object out: "We PUSH IN on the telegram", "CLOSE ON the fountain pen"
+_SINGLED = re.compile(
+    r"\b(?:PUSH(?:ES)?\s+IN|CLOSE\s+ON|ANGLE\s+ON|INSERT|ZOOMS?\s+IN|FOCUS\s+ON|CLOSE-?UP)"
+    r"\s*(?:[-:–—]|\b(?:ON|OF|TO)\b)?\s*(?:the|a|an|his|her|their|its)\s+"
+    r"((?:[a-z][a-z\-]*\s+){0,2}[a-z][a-z\-]*)",
+    re.IGNORECASE,
+)
+_LIST_GAP = re.compile(
+    r"^\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+|/\s*)"
+    r"(?:(?:a|an|the|some|two|three|four|several|his|her|their)\s+)?(?:[a-z][a-z\-]*\s+){0,2}$"
+)
+_OF_BEFORE = re.compile(r"(?:^|\s)([A-Za-z][a-z\-]*)\s+of\s+(?:(?:the|some|old|his|her)\s+)?$")
+
+
+def _caps_object_ok(words: list[str], char_words: set[str]) -> str | None:
+    """The head (singular, upper case) of a capitalised noun phrase that may be a prop."""
+    core = [w.upper().replace("’", "'") for w in words]
+    while core and (core[0] in DETERMINERS or core[0] in NUMBER_WORDS):
+        core = core[1:]
+    if not core or len(core) > 4:
+        return None
+    head = core[-1][:-2] if core[-1].endswith("'S") else core[-1]
+    hp = singular(head)
+    if any(w in char_words for w in core) or not hp.replace("-", "").isalpha():
+        return None
+    if (hp in GARMENTS or hp in SOUND_WORDS or head in SOUND_WORDS or hp in EVENT_WORDS
+            or (hp in CAMERA_WORDS and hp not in OBJECT_NOUNS)):
+        return None
+    if any(w in CLOSED_CLASS or w in PREPOSITIONS for w in core):
+        return None
+    if _excluded(hp.lower(), set()):
+        return None
+    return hp
+
+
+def caps_objects(index: Index, caps_props: list[tuple], char_words: set[str]) -> list[tuple]:
+    """Capitalised objects the characters pass left unclaimed, as (phrase, HEAD, span):
+
+    - a known object noun after a determiner ("a POLAROID CAMERA": CAMERA is also a camera
+      direction word, so the characters pass lets it go);
+    - the next items of a list that starts with a capitalised prop ("a ROTARY PHONE, VINYL
+      RECORDS and a POLAROID CAMERA"), each kept as its whole noun phrase;
+    - a plural after "<word> of" ("stacks of BARRELS", "a crate of BOTTLES"), not in a sound
+      context ("the roar of ENGINES").
+    """
+    claimed = {id(span) for _, _, span in caps_props}
+    last_prop_end: dict[int, int] = {}
+    for _, _, span in caps_props:
+        last_prop_end[span.para] = max(last_prop_end.get(span.para, -1), span.end)
+    found: list[tuple] = []
+    for span in sorted(index.caps, key=lambda s: (s.para, s.start)):
+        if id(span) in claimed:
+            last_prop_end[span.para] = max(last_prop_end.get(span.para, -1), span.end)
+            continue
+        if span.standalone:
+            continue
+        head = _caps_object_ok(span.words, char_words)
+        if head is None:
+            continue
+        prev_end = last_prop_end.get(span.para, -1)
+        text = index.paragraphs[span.para].text
+        listed = 0 <= prev_end <= span.start and bool(_LIST_GAP.match(text[prev_end : span.start]))
+        known = head in OBJECT_NOUNS and (span.det_before() or span.det_near())
+        of = _OF_BEFORE.search(span.before[-40:])
+        plural_of = (
+            of is not None
+            and of.group(1).upper() not in SOUND_CONTEXT
+            and of.group(1).upper() not in GROUP_WORDS  # "a troupe of FIREBREATHERS"
+            and singular(span.words[-1].upper()) != span.words[-1].upper()
+        )
+        if listed or known or plural_of:
+            words = [w for w in span.words if w.upper() not in DETERMINERS]
+            found.append((" ".join(w.upper() for w in words), head, span))
+            last_prop_end[span.para] = span.end
+    return found
+
+
 def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> list[Prop]:
     """Props of the script. `caps_props` come from the characters pass: (phrase, HEAD, span)."""
     props: dict[str, Prop] = {}
@@ -189,13 +313,18 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         return p
 
     # 1. capitalised objects
-    for phrase, head, span in caps_props:
+    for phrase, head, span in [*caps_props, *caps_objects(index, caps_props, char_words)]:
         key = noun_key(head)
         words = phrase.split()
         if len(words) >= 2 and (words[-2], head) in OBJECT_COMPOUNDS:
             key = f"{words[-2].lower()} {key}"
         if _excluded(key.split()[-1], set()) and key.upper() not in OBJECT_NOUNS:
             continue
+        # "JOHN DROPS THE LANTERN" (an all-caps line) -> "LANTERN"; not "KEY TO THE CITY"
+        for i in range(len(words) - 1, 0, -1):
+            if words[i].upper() in DETERMINERS and words[i - 1].upper() not in PREPOSITIONS:
+                words = words[i + 1 :] or words
+                break
         p = get(key)
         # "GIGANTIC STEYR-AUG SNIPER RIFLE" -> "STEYR-AUG SNIPER RIFLE"
         while len(words) > 2 and words[0] in SIZES:
@@ -215,8 +344,16 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         if para.kind == "action":
             for head, phrase in _handled_objects(tokens, char_words):
                 handled.append((head, phrase, pi, para.scene))
+    singled: set[str] = set()
+    for para in index.paragraphs:
+        if para.kind == "action":
+            for m in _SINGLED.finditer(para.text):
+                phrase = [t for t in _tokens(m.group(1)) if t[0].isalpha()]
+                if phrase:
+                    singled.add(noun_key(phrase[-1]))
     wanted = _LEXICON_KEYS | compound_heads | set(props) | {h for h, _, _, _ in handled}
     occurrences: dict[str, list[tuple[int, int]]] = defaultdict(list)  # key -> (para, scene)
+    synonyms_seen: dict[str, Counter] = defaultdict(Counter)  # "chopper" for helicopter
     for pi, tokens in enumerate(token_lists):
         scene = index.paragraphs[pi].scene
         prev = ""
@@ -226,6 +363,8 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                 prev, prev_key = t, ""
                 continue
             key = noun_key(t)
+            if key in wanted and key != t.lower() and singular(t.upper()) in OBJECT_SYNONYMS:
+                synonyms_seen[key][singular(t.lower())] += 1
             if key in wanted:
                 compound = f"{prev_key} {key}" if prev_key else ""
                 if compound in compounds:  # "traffic lights": the pair names the thing
@@ -235,7 +374,9 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                     occurrences[key].append((pi, scene))
             prev, prev_key = t, key
 
-    for head, phrase, _pi, scene in handled:
+    for head, phrase, pi, scene in handled:
+        if (pi, scene) not in occurrences[head]:
+            occurrences[head].append((pi, scene))  # "picks up the truck keys": the keys
         p = get(head)
         p.handled += 1
         p.handled_scenes.add(scene)
@@ -265,15 +406,17 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
             # an object noun handled more than once or in more than one scene, or recurring
             keep = (
                 len(p.handled_scenes) >= 2
-                or p.handled >= 3
-                or (p.handled >= 1 and len(p.scenes) >= 2 and p.count >= 3)
+                or p.handled >= 2
+                or (p.handled >= 1 and (p.count >= 3 or key in singled))
                 or p.count >= threshold
             )
         else:
-            # any other noun must be handled in two scenes at least
-            keep = len(p.handled_scenes) >= 2
+            # any other noun must be handled in two scenes at least, or handled and singled out
+            keep = len(p.handled_scenes) >= 2 or (p.handled >= 1 and key in singled)
         if not keep:
             continue
+        for word, n in synonyms_seen.get(key, {}).items():
+            p.phrases[word] += n
         _prop_mentions(index, p, occ)
         out.append(p)
     # a compound wins over its head word when both were kept ("traffic light" vs "light")
@@ -286,14 +429,32 @@ def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
         para = index.paragraphs[pi]
         if para.kind != "action" or scene in p.mentions:
             continue
-        for s in sentences(para.text):
-            if _contains(s, words):
-                p.mentions[scene] = (p.head, s[:240])
+        sents = index.para_sentences(pi)
+        for si in _sentences_with(index, pi).get(words[0], ()):  # only those with the first word
+            if _contains(sents[si], words):
+                p.mentions[scene] = (p.head, sents[si][:240])
                 break
     if p.caps_span is not None and p.caps_span.scene not in p.mentions:
         para = index.paragraphs[p.caps_span.para]
         p.mentions[p.caps_span.scene] = (p.caps_span.text, para.text[:240])
     p.mentions = dict(sorted(p.mentions.items()))
+
+
+def _sentences_with(index: Index, pi: int) -> dict[str, list[int]]:
+    """noun key -> indices of the sentences of paragraph pi holding it (built once per
+    paragraph, so finding a mention costs the sentences that can hold it, not the paragraph)."""
+    cache = index.cache.setdefault("sentences_with", {})
+    got = cache.get(pi)
+    if got is None:
+        got = {}
+        for si, s in enumerate(index.para_sentences(pi)):
+            for t in _tokens(s):
+                if t[0].isalpha():
+                    sis = got.setdefault(noun_key(t), [])
+                    if not sis or sis[-1] != si:
+                        sis.append(si)
+        cache[pi] = got
+    return got
 
 
 def _contains(sentence: str, words: list[str]) -> bool:

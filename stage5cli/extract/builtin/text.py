@@ -8,7 +8,9 @@ script is tokenised exactly once.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from stage5cli.extract.names import AGE_AFTER
 from stage5cli.screenplay.model import Screenplay
@@ -25,14 +27,32 @@ from .lexicon import (
     SOUND_CONTEXT,
 )
 
+
+def _upper_class() -> str:
+    """A regex character class body of every uppercase letter of the Basic Multilingual Plane
+    (A-Z, É, Ë, Ñ, Ø, Ł, Ö, Σ, Д ...), built from the Unicode database, not a hand list."""
+    ranges: list[tuple[int, int]] = []
+    for c in range(0x10000):
+        if chr(c).isupper():
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1] = (ranges[-1][0], c)
+            else:
+                ranges.append((c, c))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                   for a, b in ranges)
+
+
+UPPER = _upper_class()
+# how much text either side of a capitalised span its rules look at (keeps every span O(1))
+WINDOW = 200
 _EMPHASIS = re.compile(r"(?<!\\)(\*{1,3}|_)")
 _ESCAPE = re.compile(r"\\(.)")
 _SPACES = re.compile(r"\s+")
-_TWO_CAPS = re.compile(r"[A-Z][A-Z'.\-]*[A-Z]")
+_TWO_CAPS = re.compile(rf"[{UPPER}][{UPPER}'.\-]*[{UPPER}]")
 # a sentence ends at . ! ? (optionally closed by a quote or bracket) followed by a capital
-_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[{UPPER}0-9])".replace("{UPPER}", UPPER))
 _ABBREVIATIONS = ("DR.", "MR.", "MRS.", "MS.", "ST.", "JR.", "SR.", "VS.", "MT.", "NO.", "DR", "MR")
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’°&.\-]*")
+_WORD = re.compile(r"[^\W_][\w'’°&.\-]*")  # any letter or digit (Unicode), not only ASCII
 _APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retired|former|now)\b")
 _INTRO_BEFORE = re.compile(
     r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
@@ -49,9 +69,19 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", text.replace("’", "'")).strip()
 
 
+@lru_cache(maxsize=8)
+def _quote_positions(text: str) -> list[int]:
+    return [i for i, ch in enumerate(text) if ch == '"']
+
+
 def in_quotes(text: str, pos: int) -> bool:
-    """Is this position inside a double-quoted passage (a sign, a title, a quoted word)?"""
-    return text.count('"', 0, pos) % 2 == 1
+    """Is this position inside a double-quoted passage (a sign, a title, a quoted word)?
+
+    Quote positions are found once per text (a bisection per call), so asking about every
+    span of a very long paragraph stays linear."""
+    if '"' not in text:
+        return False
+    return bisect_left(_quote_positions(text), pos) % 2 == 1
 
 
 def sentences(text: str) -> list[str]:
@@ -59,7 +89,7 @@ def sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        before = text[start : m.start()].rstrip("\"')] ")
+        before = text[max(start, m.start() - 40) : m.start()].rstrip("\"')] ")
         last = before.split(" ")[-1].upper() if before else ""
         if last in _ABBREVIATIONS or (len(last) == 2 and last.endswith(".")):
             continue
@@ -93,13 +123,22 @@ class CapsSpan:
     para: int  # index into Index.paragraphs
     start: int  # character offsets in the paragraph text
     end: int
-    before: str  # the paragraph text before the span
-    after: str  # the paragraph text after the span
-    standalone: bool  # the whole paragraph is capitals (a shot line such as ON WILL AND SANDRA)
+    source: str = field(repr=False)  # the paragraph text (shared, never copied per span)
+    standalone: bool = False  # the whole paragraph is capitals (a shot line: ON WILL AND SANDRA)
 
     @property
     def text(self) -> str:
         return " ".join(self.words)
+
+    @property
+    def before(self) -> str:
+        """The paragraph text before the span (its last WINDOW characters)."""
+        return self.source[max(0, self.start - WINDOW) : self.start]
+
+    @property
+    def after(self) -> str:
+        """The paragraph text after the span (its first WINDOW characters)."""
+        return self.source[self.end : self.end + WINDOW]
 
     def det_before(self) -> bool:
         """A determiner or possessive right before the span (up to one lower-case word between)."""
@@ -175,12 +214,35 @@ class Index:
     caps: list[CapsSpan] = field(default_factory=list)
     # paragraph index -> sentences (action and dialogue)
     _sentences: dict[int, list[str]] = field(default_factory=dict)
+    _spans: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    _by_number: dict | None = None
+    cache: dict = field(default_factory=dict)  # per-index memo for the passes (keyed by name)
 
     def para_sentences(self, i: int) -> list[str]:
         got = self._sentences.get(i)
         if got is None:
             got = sentences(self.paragraphs[i].text)
             self._sentences[i] = got
+        return got
+
+    def sentence_spans(self, i: int) -> list[tuple[int, str]]:
+        """(offset, sentence) of paragraph i, found once."""
+        got = self._spans.get(i)
+        if got is None:
+            text = self.paragraphs[i].text
+            got, offset = [], 0
+            for s in self.para_sentences(i):
+                at = text.find(s, offset)
+                got.append((at, s))
+                offset = max(offset, at)
+            self._spans[i] = got
+        return got
+
+    @property
+    def scene_by_number(self) -> dict:
+        got = self._by_number
+        if got is None:
+            got = self._by_number = {s.number: s for s in self.sp.scenes}
         return got
 
     @property
@@ -210,7 +272,7 @@ def _split_caps(text: str, scene: int, para: int, standalone: bool) -> list[Caps
             ws[-1] = ws[-1].rstrip(".")
             if ws[-1] and any(c.isalpha() and len(w) > 1 for w in ws for c in w):
                 s, e = items[0].start(), items[-1].start() + len(ws[-1])
-                spans.append(CapsSpan(ws, scene, para, s, e, text[:s], text[e:], standalone))
+                spans.append(CapsSpan(ws, scene, para, s, e, text, standalone))
         run.clear()
 
     for m in words:
@@ -247,7 +309,6 @@ _ABBREV_SET = {
     "JR.",
     "SR.",
     "MT.",
-    "H.S.",
     "A.P.",
     "U.S.",
     "L.A.",
@@ -256,11 +317,12 @@ _ABBREV_SET = {
 
 def build_index(sp: Screenplay) -> Index:
     index = Index(sp=sp, title=sp.title or "", scene_numbers=[s.number for s in sp.scenes])
+    by_number = {s.number: s for s in sp.scenes}
     speaker = ""
     for el in sp.elements:
         kind = el.type
         if kind == "scene_heading":
-            scene = next((s for s in sp.scenes if s.number == el.scene), None)
+            scene = by_number.get(el.scene)
             if scene is not None and scene.forced:
                 index.paragraphs.append(Paragraph(el.scene, "forced_heading", clean(el.text)))
             continue

@@ -1,0 +1,247 @@
+"""Failure classes of the built-in extractor (issue 15), each on a small script written here,
+and its bounds on work and memory (issue 14 item 3)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from stage5cli.extract.builtin import extract_builtin, find_assets
+from stage5cli.extract.builtin.places import forced_place, split_location
+from stage5cli.extract.names import literal_alternation
+from stage5cli.screenplay import loads
+
+
+def _assets(text: str, kind: str | None = None):
+    sp = loads(textwrap.dedent(text).encode(), name="t.fountain")
+    got = find_assets(sp)
+    return [a for a in got if kind is None or a.type == kind]
+
+
+def _by_name(assets):
+    return {a.name: a for a in assets}
+
+
+def test_non_ascii_capitals_make_one_character_and_keep_their_letters():
+    chars = _by_name(_assets("""
+        INT. KITCHEN - NIGHT
+
+        INÉS DELGADO (50s), grey-haired, stirs a pot. BJÖRN (30s) and ŁUKASZ (20s) watch.
+
+        INÉS
+        Sit down.
+
+        BJÖRN
+        No.
+
+        ŁUKASZ
+        Yes.
+        """, "character"))
+    assert set(chars) == {"INÉS", "BJÖRN", "ŁUKASZ"}, chars
+    assert "INÉS DELGADO" in chars["INÉS"].aliases
+    assert not any("IN S" in n or "BJ RN" in n for n in chars)
+
+
+def test_nicknames_in_introductions_join_their_cues():
+    chars = _by_name(_assets("""
+        EXT. GARDEN - DAY
+
+        ANNABEL "BELL" CROSS (20s), freckled, climbs the fence. A K-9 UNIT ("REX") barks.
+        YOUNG TOM'S MOTHER (40s) waves from the porch.
+
+        BELL
+        Here, boy!
+
+        REX
+        Woof!
+
+        MOTHER
+        Tom, dinner!
+        """, "character"))
+    assert set(chars) == {"BELL", "REX", "MOTHER"}, {k: v.aliases for k, v in chars.items()}
+    assert "ANNABEL CROSS" in chars["BELL"].aliases
+    assert "K-9 UNIT" in chars["REX"].aliases
+    assert "YOUNG TOM'S MOTHER" in chars["MOTHER"].aliases
+
+
+@pytest.mark.parametrize("heading, place", [
+    ("INT. GARDEN - BACK TO PRESENT", "GARDEN"),
+    ("INT. ATTIC - FLASHBACK", "ATTIC"),
+    ("INT. ATTIC - DREAM SEQUENCE", "ATTIC"),
+    ("INT. LIBRARY (IN HER MEMORY)", "LIBRARY"),
+    ("EXT. GARDEN - TWO YEARS LATER", "GARDEN"),
+    ("INT. LIBRARY MOMENTS LATER", "LIBRARY"),
+    ("INT. HALLWAY – NIGHT", "HALLWAY"),
+    ("INT. KITCHEN, EVENING", "KITCHEN"),
+    ("INT. PIER — A FEW MINUTES LATER", "PIER"),
+    ("EXT. BARN - IN HIS IMAGINATION", "BARN"),
+    ("INT. CELLAR [NIGHTMARE]", "CELLAR"),
+    ("INT. ROOM 12 - DAY", "ROOM 12"),
+    ("EXT. WITCH'S HOUSE - GATE - NIGHT", "WITCH'S HOUSE"),  # a feature of the place
+    ("INT. LIGHTHOUSE - LAMP ROOM - NIGHT", "LIGHTHOUSE - LAMP ROOM"),  # a room is its own
+])
+def test_heading_tags_are_stripped_by_rule(heading, place):
+    locs = _assets(f"""
+        {heading}
+
+        Someone waits.
+        """, "location")
+    assert [a.name for a in locs] == [place]
+
+
+def test_forced_headings_that_name_a_place_make_a_location_and_shots_none():
+    locs = _assets("""
+        EXT. FARM - DAY
+
+        Wind.
+
+        .BEHIND THE BARN
+
+        Hay.
+
+        .THE BELL TOWER
+
+        Bells.
+
+        .INSIDE THE WARDROBE
+
+        Coats.
+
+        .SNIPER SCOPE POV
+
+        Crosshairs.
+
+        .INSERT - HER HAND
+
+        A ring.
+
+        .TITLE CARD:
+
+        Text.
+
+        .CLOSE ON
+
+        A face.
+
+        .ANGLE ON THE GATE
+
+        A face.
+
+        .BACK TO SCENE
+
+        Quiet.
+
+        .SCOTT
+
+        He waits.
+
+        .ON THE TV
+
+        News.
+
+        .SCOTT REENTERING THE BARN
+
+        Smoke.
+        """, "location")
+    assert sorted(a.name for a in locs) == ["BEHIND THE BARN", "BELL TOWER", "FARM",
+                                            "INSIDE THE WARDROBE"]
+
+
+def test_forced_heading_naming_a_place_by_its_noun_joins_the_latest_such_place():
+    locs = _by_name(_assets("""
+        INT. SCOTT'S APARTMENT - DAY
+
+        Boxes.
+
+        INT. HALLWAY - DAY
+
+        Mail.
+
+        .BACK IN THE APARTMENT
+
+        Scott unpacks.
+        """, "location"))
+    assert set(locs) == {"SCOTT'S APARTMENT", "HALLWAY"}
+    assert locs["SCOTT'S APARTMENT"].scenes == [1, 3]
+
+
+def test_forced_place_rule():
+    assert forced_place("UNDER THE PIER") and forced_place("NAK'S BEDROOM")
+    assert not forced_place("UNDER THE CHASSIS OF THE MAZDA")
+    assert not forced_place("THE PAIR, DRINKING BEER IN THE LIVING ROOM")
+    assert split_location("HALLWAY - BACK TO PRESENT") == ("HALLWAY", [])
+
+
+def test_an_age_goes_to_the_nearest_name_only():
+    got = extract_builtin(loads(textwrap.dedent("""
+        INT. OFFICE - DAY
+
+        MAYA (16) and her mother JOAN (40s) sit. MAYA AND JOAN (40s) stand.
+
+        JOAN
+        Sit.
+
+        MAYA
+        No.
+
+        INT. OFFICE - NIGHT
+
+        Joan, 42, waits for Maya, 17.
+        """).encode(), name="t.fountain"))
+    chars = {a.name: a for a in got if a.type == "character"}
+    assert "age" not in chars["JOAN"].conflict_details
+    assert "age" not in chars["MAYA"].conflict_details
+
+
+def test_literal_alternation_matches_like_a_sorted_alternation():
+    forms = ["BOB", "BOB SMITH", "BO", "SMITH", "DR. SMITH", "É", "ÉMILE"]
+    plain = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+    trie = re.compile(literal_alternation(forms))
+    text = "BOB SMITH met BO and DR. SMITH; ÉMILE É BOBBY"
+    assert [m.group() for m in trie.finditer(text)] == [m.group() for m in plain.finditer(text)]
+
+
+def test_work_per_capitalised_span_is_bounded():
+    """The text a span's rules read is a window, not the paragraph before it: the total grows
+    linearly with the paragraph (it grew quadratically: 5 MB -> 24 GB)."""
+    from stage5cli.extract.builtin.text import WINDOW, build_index
+
+    para = " ".join(f"the man sees a RED LAMP{i % 7} near BOB." for i in range(3000))
+    sp = loads(f"INT. ROOM - DAY\n\n{para}\n".encode(), name="t.fountain")
+    index = build_index(sp)
+    assert len(index.caps) > 3000
+    total = sum(len(s.before) + len(s.after) for s in index.caps)
+    assert total <= 2 * WINDOW * len(index.caps)
+
+
+@pytest.mark.slow
+def test_a_one_megabyte_paragraph_extracts_within_a_memory_limit():
+    code = textwrap.dedent("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+        from stage5cli.screenplay import loads
+        from stage5cli.extract.builtin import extract_builtin
+        para = " ".join(f"the man walks to a RED LAMP{i % 13} and BOB DYLAN, 40s, looks at her "
+                        f"KEY. ZED{i % 11} QUITS then" for i in range(6_000))  # ~0.5 MB
+        sp = loads(("INT. ROOM - DAY\\n\\n" + para + "\\n").encode(), name="big.fountain")
+        print(len(extract_builtin(sp)))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_label_the_text_then_names_is_that_character():
+    chars = _by_name(_assets("""
+        EXT. OVERLOOK - DAY
+
+        A sedan stops. The DRIVER, a man in his forties, unwraps a sandwich. This is MILO KRANTZ.
+
+        MILO KRANTZ
+        Lunch.
+        """, "character"))
+    assert set(chars) == {"MILO KRANTZ"}, chars
+    assert "DRIVER" in chars["MILO KRANTZ"].aliases
