@@ -248,7 +248,8 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_at_once(cli, tmp_path, add
             address.format(port=_closed_port()), env={"CI": "true"})
     assert r.exit_code == 2
     assert needle in one_line_error(r)  # before the plan line: nothing ran
-    assert not list((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out" / "a").exists()
+    assert not list((tmp_path / "out").glob(br.PROBE_PREFIX + "*"))
 
 
 def test_engine_ray_without_ray_is_one_line(cli, tmp_path, monkeypatch):
