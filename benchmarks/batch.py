@@ -155,7 +155,7 @@ def with_ray(tmp: Path) -> None:
     from stage5cli.batch.ray_runner import connect
 
     inputs = make_inputs(tmp / "scripts-ray")
-    common = {"generate": True, "lock": True, "exports": ("json",)}
+    common = {"generate": True, "lock": True, "allow_placeholder": True, "exports": ("json",)}
     print(f"Ray engine: {len(inputs)} scripts as in (1), --jobs 2, local Ray instance")
     t = time.perf_counter()
     connect(None, 2)

@@ -248,7 +248,8 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_at_once(cli, tmp_path, add
             address.format(port=_closed_port()), env={"CI": "true"})
     assert r.exit_code == 2
     assert needle in one_line_error(r)  # before the plan line: nothing ran
-    assert not list((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out" / "a").exists()
+    assert not list((tmp_path / "out").glob(br.PROBE_PREFIX + "*"))
 
 
 def test_engine_ray_without_ray_is_one_line(cli, tmp_path, monkeypatch):
@@ -311,7 +312,8 @@ def test_local_and_ray_give_the_same_projects_and_reports(ray_local, tmp_path):
     for engine in ("local", "ray"):
         out = tmp_path / f"out-{engine}"
         opts = b.BatchOptions(style="film-noir", out=out, generate=True, lock=True,
-                              exports=("json", "html"), jobs=2, engine=engine,
+                              allow_placeholder=True, exports=("json", "html"), jobs=2,
+                              engine=engine,
                               image_concurrency=1 if engine == "ray" else None)
         rep = b.run_batch([str(ins)], opts, runner=runner if engine == "ray" else None)
         assert b.exit_code(rep) == 1  # the binary script
@@ -324,7 +326,8 @@ def test_local_and_ray_give_the_same_projects_and_reports(ray_local, tmp_path):
         tmp_path / "local.xml", lout)
     s = {Path(r["script"]).name: r for r in ray["scripts"]}
     assert s["binary.fountain"]["status"] == "failed" and "binary" in s["binary.fountain"]["error"]
-    assert s["good_one.fountain"]["images"] > 0 and s["night_ferry.fdx"]["assets"] > 0
+    assert s["good_one.fountain"]["stage"] == "locked" and s["night_ferry.fdx"]["status"] == "ok"
+    assert s["good_one.fountain"]["images"] == s["good_one.fountain"]["assets"] > 0
     for r in ray["scripts"]:  # the exports are where the report says, relative to the same cwd
         assert all(Path(e).exists() for e in r["exports"])
     # every image request held one slot of the image cap (1): never two at once

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stage5cli.errors import UsageError
 from stage5cli.pipeline import EXPORT_FORMATS
@@ -70,6 +71,15 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def import_ray() -> Any:
+    """The ray module (--engine ray), or one UsageError line naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--engine ray needs Ray: pip install 'stage5[ray]'") from None
+    return ray
+
+
 def check_options(opts: BatchOptions) -> None:
     """Bad usage, before anything runs (every problem is a one-line UsageError, exit 2)."""
     from stage5cli.images import BACKENDS
@@ -93,8 +103,6 @@ def check_options(opts: BatchOptions) -> None:
     if opts.image_concurrency is not None and opts.image_concurrency < 1:
         raise UsageError(f"--image-concurrency must be at least 1 (got {opts.image_concurrency})")
     if opts.engine == "ray":  # installed? (one line naming the extra, before anything runs)
-        from .ray_runner import import_ray
-
         import_ray()
     if opts.lock and not opts.generate:
         raise UsageError("--lock needs --generate: every asset needs an image key before "

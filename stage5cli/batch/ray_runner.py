@@ -5,7 +5,8 @@
 
 `RayRunner` is the `Runner` of runner.py on Ray: each task runs `worker.process` (so
 `pipeline.run`) in a Ray worker process and returns its BatchResult; the driver emits the
-same StageEvent / ResultEvent as LocalRunner and builds the same report.
+same StageEvent / ResultEvent as LocalRunner (base.py: the interface) and run_batch builds
+the same report.
 
 - Without an address a local Ray instance is started with num_cpus = --jobs (no dashboard,
   no usage statistics, worker output kept out of the terminal); with one (`auto`,
@@ -46,17 +47,18 @@ from typing import Any
 
 from stage5cli.errors import Stage5Error, UsageError
 
-from .options import BatchOptions, Task, default_jobs
-from .runner import (
+from . import options
+from .base import (
     INTERRUPTED,
     Event,
     ResultEvent,
     RunOutcome,
     StageEvent,
-    _restore_sigterm,
-    _sigterm_as_interrupt,
     not_run,
+    restore_sigterm,
+    sigterm_as_interrupt,
 )
+from .options import BatchOptions, Task, default_jobs
 from .worker import BatchResult
 
 RAY_VERSION = "2.60.0"  # the release the `ray` extra pins (see pyproject.toml)
@@ -70,7 +72,6 @@ ACQUIRE_RPC_GRACE_S = 30.0  # a slot request the actor does not answer by then: 
 # they are, in each node's environment)
 PASSED_ENV = ("STAGE5_HOME", "STAGE5_DIFFUSERS_MODEL", "STAGE5_DEBUG",
               "LITELLM_LOCAL_MODEL_COST_MAP", "HF_HUB_OFFLINE")
-INSTALL_HINT = "pip install 'stage5[ray]'"
 
 
 class CapsLost(Stage5Error):
@@ -79,11 +80,7 @@ class CapsLost(Stage5Error):
 
 def import_ray() -> Any:
     """The ray module, or one UsageError line naming the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
-    return ray
+    return options.import_ray()
 
 
 # ---- the caps actor (plain Python: the class is wrapped with ray.remote at run time) --------
@@ -568,7 +565,7 @@ class RayRunner:
             if res.status == "failed" and opts.fail_fast and failed_fast is None:
                 failed_fast = t.display
 
-        old_term = _sigterm_as_interrupt()
+        old_term = sigterm_as_interrupt()
         try:
             while queue or running:
                 while queue and failed_fast is None and len(running) < limit:
@@ -597,7 +594,7 @@ class RayRunner:
                         on_event(ResultEvent(t.index, results[t.index]))
                 free(holder)
         finally:
-            _restore_sigterm(old_term)
+            restore_sigterm(old_term)
         for t in tasks:
             if t.index not in results:
                 results[t.index] = not_run(t, INTERRUPTED)

@@ -15,66 +15,33 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 from stage5cli.errors import UsageError
 
+from .base import (  # the runner interface (re-exported: stage5cli.batch.runner.Event ...)
+    INTERRUPTED,
+    BatchEvent,
+    Event,
+    PlanEvent,
+    ResultEvent,
+    Runner,
+    RunOutcome,
+    StageEvent,
+    not_run,
+    restore_sigterm,
+    sigterm_as_interrupt,
+)
 from .discovery import discover, display, project_names
 from .options import BatchOptions, Style, Task, check_options, default_jobs, resolve_style
 from .report import BatchReport, build_report
 from .state import UP_TO_DATE, OutLock, check_ours, file_sha256, is_done, now, options_hash
 from .worker import BatchResult, blank_result, pipeline_options, process
 
-INTERRUPTED = "interrupted"
-
-
-# ---- events (what the progress display hears) -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanEvent:
-    kind: ClassVar[str] = "plan"
-    tasks: list[Task]
-    to_run: int
-    jobs: int
-
-
-@dataclass(frozen=True)
-class StageEvent:
-    kind: ClassVar[str] = "stage"
-    index: int
-    stage: str  # init, extract, generate, lock, export
-
-
-@dataclass(frozen=True)
-class ResultEvent:
-    kind: ClassVar[str] = "result"
-    index: int
-    result: BatchResult
-
-
-BatchEvent = PlanEvent | StageEvent | ResultEvent
-Event = Callable[[BatchEvent], None]
-
-
-@dataclass
-class RunOutcome:
-    results: dict[int, BatchResult] = field(default_factory=dict)  # by Task.index: every task
-    interrupted: bool = False
-
-
-class Runner(Protocol):
-    def concurrency(self, opts: BatchOptions, tasks: int) -> int:
-        """How many scripts run at once for `tasks` tasks (in the plan and the report)."""
-        ...
-
-    def run(self, tasks: list[Task], opts: BatchOptions, on_event: Event) -> RunOutcome:
-        """Run every task; on Ctrl-C/SIGTERM stop and return `interrupted`."""
-        ...
-
+__all__ = ["INTERRUPTED", "BatchEvent", "Event", "LocalRunner", "PlanEvent", "ResultEvent",
+           "Runner", "RunOutcome", "StageEvent", "not_run", "prepare", "run_batch",
+           "runner_for"]
 
 # ---- planning --------------------------------------------------------------------------------
 
@@ -114,12 +81,6 @@ def runner_for(opts: BatchOptions) -> Runner:
 
         return RayRunner()
     return LocalRunner()
-
-
-def not_run(task: Task, error: str, status: str = "failed", reason: str | None = None) -> BatchResult:
-    res = blank_result(task)
-    res.status, res.error, res.reason = status, error, reason
-    return res
 
 
 def run_batch(inputs: list[str], opts: BatchOptions, *, on_event: Event | None = None,
@@ -244,7 +205,7 @@ class LocalRunner:
         preload(pipeline_options(opts, tasks[0].style), llm=_forks())
         gate = ctx.BoundedSemaphore(opts.llm_concurrency) if opts.model else None
         events = ctx.Queue()
-        old_term = _sigterm_as_interrupt()
+        old_term = sigterm_as_interrupt()
         pool = ProcessPoolExecutor(max_workers=self.concurrency(opts, len(tasks)), mp_context=ctx,
                                    initializer=_init_worker, initargs=(gate, events, os.getpid()))
         futures: dict[Any, Task] = {}
@@ -286,7 +247,7 @@ class LocalRunner:
             _terminate_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
         finally:
-            _restore_sigterm(old_term)
+            restore_sigterm(old_term)
             with contextlib.suppress(Exception):
                 events.close()
                 events.join_thread()
@@ -321,21 +282,3 @@ def _drain(events: Any, on_event: Event) -> None:
         except (queue.Empty, OSError, ValueError, EOFError):
             return
         on_event(StageEvent(index, stage))
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _sigterm_as_interrupt() -> Any:
-    """A CI runner cancels a job with SIGTERM: treat it like Ctrl-C (report, then exit)."""
-    try:
-        return signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread
-        return None
-
-
-def _restore_sigterm(old: Any) -> None:
-    if old is not None:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, old)
