@@ -359,6 +359,7 @@ def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
                 store.require_unlocked(row, "remove")
             ids = list(found)
             before = store.snapshot(project, ids)
+            curation_before = store.curation_snapshot(project)
             files = image_files(project, ids)
             for row in found.values():
                 note_curation(project, "removed", row)
@@ -368,7 +369,8 @@ def remove(project: Project, refs: list[str]) -> tuple[list[str], list[str]]:
                      if not still_referenced(project, f)]
             names = [r["name"] for r in found.values()]
             trashed = [{"from": relative(project, s), "to": relative(project, d)} for s, d in moves]
-            record(project, "remove", f"remove {', '.join(names)}", before, ids, trashed=trashed)
+            record(project, "remove", f"remove {', '.join(names)}", before, ids, trashed=trashed,
+                   curation_before=curation_before)
             move_files(moves)
     except BaseException:
         if moves and all(d.exists() for _, d in moves):
@@ -467,6 +469,7 @@ def merge(project: Project, target: str, sources: list[str], *,
                     have.add(key)
                     moved.append(m["id"])
         src_ids = [s["id"] for s in srcs]
+        curation_before = store.curation_snapshot(project)
         for s in srcs:
             note_curation(project, "merged", s, target=t["id"])
         store.move_mentions(project, moved, t["id"])
@@ -476,7 +479,7 @@ def merge(project: Project, target: str, sources: list[str], *,
                 stale=0 if any(not s["stale"] for s in srcs) else t["stale"])
         names = [s["name"] for s in srcs]
         record(project, "merge", f"merge {', '.join(names)} into {t['name']}", before, ids,
-                target=t["id"], sources=names)
+                target=t["id"], sources=names, curation_before=curation_before)
     return asset_view(project, t["id"])
 
 

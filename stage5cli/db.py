@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import Stage5Error, UsageError
+from .errors import Stage5Error, UsageError, describe_error
 
 
 def _import_sqlite_utils():
@@ -126,26 +126,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
     except sqlite3.Error:
         pass
-
-
-def describe_error(e: BaseException) -> str:
-    """What a SQLite error means for the user, in a few words (its text in brackets)."""
-    text = str(e)
-    low = text.lower()
-    code = getattr(e, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL or "database or disk is full" in low:
-        return f"disk full ({text})"
-    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in low \
-            or "read-only" in low:
-        return f"the project database is read-only ({text}); check the permissions of the " \
-               "project folder and stage5.db"
-    if "locked" in low or "busy" in low:
-        return "the project database is busy (another stage5 is writing); try again"
-    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR or "disk i/o error" in low:
-        return f"the disk failed while writing ({text}): is it full, or over a size limit?"
-    if code is not None and code & 0xFF == sqlite3.SQLITE_CANTOPEN:
-        return f"cannot open the project database ({text})"
-    return f"the project database is damaged or unreadable ({text}); run stage5 doctor"
 
 
 _depths: dict[int, int] = {}

@@ -45,8 +45,6 @@ def describe_unexpected(e: BaseException) -> str:
     import sqlite3
 
     if isinstance(e, sqlite3.Error):
-        from .db import describe_error
-
         return describe_error(e)
     if isinstance(e, StopIteration):  # a next() over a row that must exist (edited by hand)
         return "the project database lacks a row it needs (edited by hand?); run stage5 doctor"
@@ -54,3 +52,25 @@ def describe_unexpected(e: BaseException) -> str:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return f"{e.strerror or e}{where}"
     return f"unexpected {e.__class__.__name__}: {e} (set STAGE5_DEBUG=1 for details)"
+
+
+def describe_error(e: BaseException) -> str:
+    """What a SQLite error means for the user, in a few words (its text in brackets)."""
+    import sqlite3
+
+    text = str(e)
+    low = text.lower()
+    code = getattr(e, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "database or disk is full" in low:
+        return f"disk full ({text})"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in low \
+            or "read-only" in low:
+        return f"the project database is read-only ({text}); check the permissions of the " \
+               "project folder and stage5.db"
+    if "locked" in low or "busy" in low:
+        return "the project database is busy (another stage5 is writing); try again"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR or "disk i/o error" in low:
+        return f"the disk failed while writing ({text}): is it full, or over a size limit?"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_CANTOPEN:
+        return f"cannot open the project database ({text})"
+    return f"the project database is damaged or unreadable ({text}); run stage5 doctor"

@@ -279,6 +279,8 @@ def undo(project: Project) -> tuple[EventView, list[str]]:
                         moves.append((f, trash_name(project, f)))
                         notes.append(f"moved {f.relative_to(project.root).as_posix()} "
                                      "to the trash")
+            if "curation_before" in payload:  # remove and merge record what re-extraction honours
+                store.restore_curation(project, payload["curation_before"])
             stage_before = payload.get("stage_before")
             if stage_before:
                 cols = {k: v for k, v in stage_before.items() if k != "branch_id"}

@@ -383,13 +383,15 @@ def test_write_png_read_only_folder(tmp_path):
 
 
 def test_remove_stale_temp_files(tmp_path):
-    dead = tmp_path / ".7-abc.png.999999999.k2j3.tmp"  # no such pid
-    mine = tmp_path / f".8-def.png.{os.getpid()}.q9w8.tmp"
+    # stage5's temp names carry mkstemp's 8 random characters (files.write_chunks)
+    dead = tmp_path / ".7-abc.png.999999999.k2j3x7zq.tmp"  # no such pid
+    mine = tmp_path / f".8-def.png.{os.getpid()}.q9w8a1b2.tmp"
     keep = tmp_path / "7-abc.png"
-    for p in (dead, mine, keep):
+    lookalike = tmp_path / ".notes.999999999.k2j3.tmp"  # not stage5's pattern: the user's
+    for p in (dead, mine, keep, lookalike):
         p.write_bytes(b"x")
     assert remove_stale_temp_files(tmp_path) == 1
-    assert not dead.exists() and mine.exists() and keep.exists()
+    assert not dead.exists() and mine.exists() and keep.exists() and lookalike.exists()
     assert remove_stale_temp_files(tmp_path / "missing") == 0
 
 

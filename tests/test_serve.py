@@ -373,8 +373,9 @@ def test_branch_create_and_switch(room):
 def test_one_job_at_a_time_and_failures_are_one_line(room):
     root, c = room
     worker = c.app_state.worker
-    gate = threading.Event()
-    worker.start("generate", lambda p, report: (report(1, 3, "x"), gate.wait(10)))
+    gate, reported = threading.Event(), threading.Event()
+    worker.start("generate", lambda p, report: (report(1, 3, "x"), reported.set(), gate.wait(10)))
+    assert reported.wait(10)  # the job thread has started and reported (no race with the poll)
     state = c.get("/api/progress").json()
     assert state["status"] == "running" and state["done"] == 1 and state["total"] == 3
     r = post(c, "/api/generate", {"which": "all", "yes": True})

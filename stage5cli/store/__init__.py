@@ -52,6 +52,7 @@ from .read import (
 )
 from .write import (
     add_mentions,
+    curation_snapshot,
     delete_assets,
     insert_asset,
     move_jobs,
@@ -59,6 +60,7 @@ from .write import (
     own_fields,
     replace_mentions,
     restore,
+    restore_curation,
     snapshot,
     update_asset,
 )
@@ -70,6 +72,6 @@ __all__ = [
     "check_description", "check_name", "check_type", "delete_assets", "image_refs",
     "insert_asset", "jobs_of", "list_views", "mentions_of", "meta_of", "move_jobs",
     "move_mentions", "name_key", "own_fields", "owner", "quoted", "replace_mentions",
-    "require_unlocked", "resolve", "restore", "row_of", "rows", "save_extraction",
+    "require_unlocked", "resolve", "restore", "restore_curation", "curation_snapshot", "row_of", "rows", "save_extraction",
     "scenes_by_asset", "snapshot", "type_error", "update_asset", "view",
 ]

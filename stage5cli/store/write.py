@@ -108,3 +108,16 @@ def restore(project: Project, before: dict[str, list[dict]], touched: list[int])
         db["asset_mentions"].insert_all(before["mentions"])
     if before["jobs"]:
         db["image_generation_jobs"].insert_all(before["jobs"])
+
+
+def curation_snapshot(project: Project) -> list[dict]:
+    """This branch's curation records (removals and merges, m003), exactly as stored."""
+    return list(project.db.query("SELECT * FROM curation_records WHERE branch_id = ? ORDER BY id",
+                                 [project.branch_id]))
+
+
+def restore_curation(project: Project, rows: list[dict]) -> None:
+    """Put this branch's curation records back as `rows` (undo; call inside atomic())."""
+    project.db.execute("DELETE FROM curation_records WHERE branch_id = ?", [project.branch_id])
+    for r in rows:
+        project.db.table("curation_records").insert(r)
