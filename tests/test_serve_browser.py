@@ -200,10 +200,14 @@ def test_the_designers_flow_in_a_real_browser(server, browser, tmp_path):
 
 
 def _stale(element) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         element.tag_name  # noqa: B018
     except StaleElementReferenceException:
         return True
+    except WebDriverException as e:  # Chromium also says it as "Node ... does not belong to the document"
+        if "does not belong to the document" in str(e):
+            return True
+        raise
     return False
