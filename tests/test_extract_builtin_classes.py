@@ -245,3 +245,34 @@ def test_a_label_the_text_then_names_is_that_character():
         """, "character"))
     assert set(chars) == {"MILO KRANTZ"}, chars
     assert "DRIVER" in chars["MILO KRANTZ"].aliases
+
+
+def test_a_bare_role_noun_is_the_one_fuller_role_of_its_scene():
+    """"a HEAVYSET NURSE" ... cue NURSE in that scene is one person; with two fuller roles
+    ending in the same noun (YOUNG WOMAN, ASIAN WOMAN) the bare WOMAN stays apart."""
+    chars = _assets("""
+        INT. WARD - NIGHT
+
+        A HEAVYSET NURSE (50s) checks the chart. A PIANO STUDENT waits by the door.
+
+        NURSE
+        Visiting hours are over.
+
+        STUDENT
+        I know.
+
+        EXT. STREET - DAY
+
+        A YOUNG WOMAN and an ASIAN WOMAN cross.
+
+        WOMAN
+        Taxi!
+        """, "character")
+    names = {a.name: set(a.aliases) for a in chars}
+    nurse = next(n for n, al in names.items() if "NURSE" in {n, *al} and n != "STUDENT")
+    assert {"HEAVYSET NURSE", "NURSE"} <= {nurse, *names[nurse]}
+    student = next(n for n, al in names.items() if "STUDENT" in {n, *al})
+    assert {"PIANO STUDENT", "STUDENT"} <= {student, *names[student]}
+    assert "WOMAN" in names  # two candidates: not guessed, and they stay two people
+    assert not ({"YOUNG WOMAN", "ASIAN WOMAN"} & names["WOMAN"])
+    assert "ASIAN WOMAN" not in names.get("YOUNG WOMAN", set())

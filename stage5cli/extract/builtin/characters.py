@@ -359,6 +359,20 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             for p in prefixes:
                 if f"{p} {tok}" in live:
                     uf.union(k, f"{p} {tok}")
+    # a role named in full once and by its bare noun in the same scene: "a HEAVYSET NURSE"
+    # ... NURSE, "a PIANO STUDENT" ... STUDENT, WILL'S DATE ... DATE: the bare noun is that
+    # person when exactly one fuller name ends with it and they share a scene
+    def _scenes(c: Character) -> set[int]:  # (mentions are scanned after the merge)
+        return set(c.cue_scenes) | ({c.intro.scene} if c.intro is not None else set())
+
+    for k, tok in singles.items():
+        if not is_generic(tok) or k != tok:  # the bare noun itself, not YOUNG WOMAN's core
+            continue
+        hits = [m for m in live if m != k and len(m.split()) >= 2 and m.split()[-1] == tok]
+        roots = {uf.find(m) for m in hits}
+        if len(roots) == 1 and uf.find(k) not in roots and \
+                _scenes(live[k]) & set().union(*(_scenes(live[m]) for m in hits)):
+            uf.union(k, hits[0])
     # a cue introduced with more words: HANDSOME MAN <- EXTREMELY HANDSOME MAN
     for k, c in live.items():
         if c.from_cue or len(k.split()) < 3:
