@@ -13,21 +13,10 @@ import gzip
 import json
 from pathlib import Path
 
+from stage5cli.images.clip_bpe import byte_encoder
+
 MERGES = Path(__file__).resolve().parents[1] / "prompts" / "clip" / "bpe_simple_vocab_16e6.merges.txt.gz"
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 @functools.cache
@@ -35,7 +24,7 @@ def clip_vocab() -> tuple[dict[str, int], list[str]]:
     """(vocab token -> id, merge lines) exactly as open_clip's SimpleTokenizer builds them."""
     lines = gzip.open(MERGES, "rt", encoding="utf-8").read().split("\n")
     merges = [m for m in lines[1:] if m]
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(byte_encoder().values())
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
     tokens += [BOS, EOS]
     return {t: i for i, t in enumerate(tokens)}, merges

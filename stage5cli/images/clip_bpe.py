@@ -29,7 +29,8 @@ def _ranks() -> dict[tuple[str, str], int]:
 
 
 @functools.cache
-def _byte_encoder() -> dict[int, str]:
+def byte_encoder() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table (the BPE alphabet)."""
     bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
           + list(range(ord("®"), ord("ÿ") + 1)))
     cs = bs[:]
@@ -86,7 +87,7 @@ def clean(text: str) -> str:
 
 def count(text: str) -> int:
     """CLIP tokens of `text`, with the beginning and end tokens (so '' is 2)."""
-    enc = _byte_encoder()
+    enc = byte_encoder()
     n = 2
     for piece in _pattern().findall(clean(text)):
         n += _bpe("".join(enc[b] for b in piece.encode("utf-8")))
