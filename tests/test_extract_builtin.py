@@ -323,9 +323,32 @@ def test_name_variants_merge_when_the_script_supports_it():
     assert {"CYBER BOSS", "BOSS"} in chars.values()
     assert {"KARL", "KARL THE GIANT"} in chars.values()
     assert {"DR. BENNETT", "DR. JULIUS BENNETT", "YOUNG DR. BENNETT"} in chars.values()
-    # a joint cue with numbers is split; a possessive name is another person
-    assert {"PATRON ONE", "PATRON THREE", "PATRON FOUR", "WILL", "WILL'S DATE"} <= set(chars)
+    # a possessive name is another person; a numbered joint cue whose members never speak
+    # alone is a group (one line: dropped like THE CROWD), not two invented names
+    assert {"PATRON ONE", "WILL", "WILL'S DATE"} <= set(chars)
+    assert not any("PATRON THREE" in n or "PATRON FOUR" in n for n in chars)
     assert not any("PATRONS" in n or "DOG" in n for n in chars)
+
+
+def test_numbered_joint_cue_splits_into_speakers_who_speak_alone():
+    text = """INT. LIBRARY - DAY
+
+PATRON THREE
+Shh!
+
+PATRON FOUR
+Quiet!
+
+PATRONS THREE AND FOUR
+SHHH!
+
+GUARDS ONE AND TWO
+Out.
+"""
+    chars = {a.name: a for a in _extract(text) if a.type == "character"}
+    assert {"PATRON THREE", "PATRON FOUR"} <= set(chars)
+    assert all(len(chars[n].scenes) == 1 for n in ("PATRON THREE", "PATRON FOUR"))
+    assert not any("GUARD ONE" in n or "GUARD TWO" in n for n in chars)
 
 
 def test_group_that_speaks_a_lot_is_kept():

@@ -267,6 +267,17 @@ def test_a_bare_role_noun_is_the_one_fuller_role_of_its_scene():
 
         WOMAN
         Taxi!
+
+        EXT. SCHOOL FIELD - DAY
+
+        On the sidelines, a PRETTY GIRL cheers.
+
+        GIRL
+        Go, go!
+
+        INT. GYM - NIGHT
+
+        A LITTLE GIRL (6) skips rope.
         """, "character")
     names = {a.name: set(a.aliases) for a in chars}
     nurse = next(n for n, al in names.items() if "NURSE" in {n, *al} and n != "STUDENT")
@@ -276,3 +287,7 @@ def test_a_bare_role_noun_is_the_one_fuller_role_of_its_scene():
     assert "WOMAN" in names  # two candidates: not guessed, and they stay two people
     assert not ({"YOUNG WOMAN", "ASIAN WOMAN"} & names["WOMAN"])
     assert "ASIAN WOMAN" not in names.get("YOUNG WOMAN", set())
+    # a fuller role in another scene (the LITTLE GIRL) does not make the scene's one ambiguous
+    girl = next(n for n, al in names.items() if "GIRL" in {n, *al})
+    assert {"PRETTY GIRL", "GIRL"} <= {girl, *names[girl]}
+    assert "LITTLE GIRL" not in {girl, *names[girl]}

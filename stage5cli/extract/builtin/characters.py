@@ -81,12 +81,22 @@ class Character:
     mentions: dict[int, tuple[str, str, str]] = field(default_factory=dict)
 
 
-def split_joint(name: str) -> list[str]:
+def standalone_cues(cues) -> frozenset[str]:
+    """Keys of the cues that name one speaker (no AND, & or /)."""
+    return frozenset(character_key(c.name) for c in cues if len(_JOINT.split(c.name)) == 1)
+
+
+def split_joint(name: str, standalone: frozenset[str] = frozenset()) -> list[str]:
+    """The speakers of a joint cue: EDWARD AND WILL -> EDWARD, WILL.
+
+    A numbered pair shares its noun: PATRONS THREE AND FOUR is PATRON THREE and PATRON FOUR
+    only when those names speak on their own elsewhere (`standalone`); otherwise the cue is
+    kept whole (a group), rather than inventing two names the script never uses.
+    """
     parts = [p.strip() for p in _JOINT.split(name) if p.strip()]
     if len(parts) < 2:
         return [name]
     first = parts[0].split()
-    # PATRONS THREE AND FOUR -> PATRON THREE, PATRON FOUR
     if len(first) >= 2 and (first[-1] in NUMBER_WORDS or _DIGITS.match(first[-1])):
         head = " ".join(singular(w) for w in first[:-1])
         out = [f"{head} {first[-1]}"]
@@ -96,7 +106,9 @@ def split_joint(name: str) -> list[str]:
                 out.append(f"{head} {words[0]}")
             else:
                 out.append(p)
-        return out
+        if all(character_key(o) in standalone for o in out):
+            return out
+        return [name]
     return parts
 
 
@@ -230,8 +242,9 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
         return c
 
     # 1. cues
+    alone = standalone_cues(index.cues)
     for cue in index.cues:
-        for part in split_joint(cue.name):
+        for part in split_joint(cue.name, alone):
             key = character_key(part)
             if not key or not any(ch.isalpha() for ch in key):
                 continue
@@ -361,17 +374,19 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
                     uf.union(k, f"{p} {tok}")
     # a role named in full once and by its bare noun in the same scene: "a HEAVYSET NURSE"
     # ... NURSE, "a PIANO STUDENT" ... STUDENT, WILL'S DATE ... DATE: the bare noun is that
-    # person when exactly one fuller name ends with it and they share a scene
+    # person when exactly one fuller name ending with it shares a scene with it (a LITTLE GIRL
+    # elsewhere in the script does not make the PRETTY GIRL of this scene ambiguous)
     def _scenes(c: Character) -> set[int]:  # (mentions are scanned after the merge)
         return set(c.cue_scenes) | ({c.intro.scene} if c.intro is not None else set())
 
     for k, tok in singles.items():
         if not is_generic(tok) or k != tok:  # the bare noun itself, not YOUNG WOMAN's core
             continue
-        hits = [m for m in live if m != k and len(m.split()) >= 2 and m.split()[-1] == tok]
+        mine = _scenes(live[k])
+        hits = [m for m in live if m != k and len(m.split()) >= 2 and m.split()[-1] == tok
+                and _scenes(live[m]) & mine]
         roots = {uf.find(m) for m in hits}
-        if len(roots) == 1 and uf.find(k) not in roots and \
-                _scenes(live[k]) & set().union(*(_scenes(live[m]) for m in hits)):
+        if len(roots) == 1 and uf.find(k) not in roots:
             uf.union(k, hits[0])
     # a cue introduced with more words: HANDSOME MAN <- EXTREMELY HANDSOME MAN
     for k, c in live.items():

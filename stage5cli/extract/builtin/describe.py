@@ -15,6 +15,7 @@ from stage5cli.extract.builtin.characters import (
     character_key,
     is_generic,
     split_joint,
+    standalone_cues,
     surfaces,
 )
 from stage5cli.extract.builtin.lexicon import (
@@ -516,8 +517,9 @@ def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
 
 def _cue_lines(index: Index) -> Counter:
     lines: Counter = Counter()
+    alone = standalone_cues(index.cues)
     for cue in index.cues:
-        for part in split_joint(cue.name):
+        for part in split_joint(cue.name, alone):
             lines[character_key(part)] += 1
     return lines
 
