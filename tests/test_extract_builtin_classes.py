@@ -291,3 +291,143 @@ def test_a_bare_role_noun_is_the_one_fuller_role_of_its_scene():
     girl = next(n for n, al in names.items() if "GIRL" in {n, *al})
     assert {"PRETTY GIRL", "GIRL"} <= {girl, *names[girl]}
     assert "LITTLE GIRL" not in {girl, *names[girl]}
+
+
+def _described(text: str) -> dict:
+    sp = loads(textwrap.dedent(text).encode(), name="t.fountain")
+    return {a.name: a for a in extract_builtin(sp)}
+
+
+def test_a_titled_name_doing_something_in_action_is_a_character():
+    """"Mr. Hoff takes both rounds": a title and a surname followed by a present-tense verb is
+    someone on screen, even never written in capitals; a titled name in a figure of speech or
+    only in dialogue is not."""
+    chars = _by_name(_assets("""
+        INT. LOBBY - DAY
+
+        NAK crosses the lobby. Mrs. Álvarez waits by the lifts. Not to get all Dr. Seuss on
+        you, but Nak has a gun.
+
+        NAK
+        I'm here to see Mr. Hoff. And Professor Quill.
+
+        Mr. Hoff is at the railing. Mr. Hoff takes both rounds and topples over.
+        """, "character"))
+    assert {"NAK", "MR. HOFF", "MRS. ÁLVAREZ"} <= set(chars), chars
+    assert not any("SEUSS" in n or "QUILL" in n for n in chars)
+    assert chars["MR. HOFF"].scenes == [1]
+
+
+def test_a_creature_called_by_a_capitalised_epithet_is_a_character():
+    """"This is The Beast." ... "the Beast spits out the ring": a creature noun capitalised
+    more than once, at least once mid-sentence, is a name; a capitalised species seen once
+    ("the Dog's language") or in lower case is not."""
+    chars = _by_name(_assets("""
+        EXT. RIVER - DAY
+
+        We're underwater, watching a fat catfish swim along. This is The Beast.
+
+        The Beast swims past a lure. ED (20s) wades in and grabs hold of
+
+        THE BEAST.
+
+        A beat, then the Beast spits out a gold ring. A dog barks on the bank. It translates
+        the Dog's language.
+
+        ED
+        Got you.
+        """, "character"))
+    assert "BEAST" in {n.removeprefix("THE ") for n in chars}, chars
+    beast = next(a for n, a in chars.items() if n.endswith("BEAST"))
+    assert beast.scenes == [1]
+    assert not any("DOG" in n for n in chars)
+
+
+def test_the_sentences_after_an_introduction_that_go_on_by_pronoun_describe_that_person():
+    """"A forty-year old man named BEAMEN comes out to greet Edward. Friendly but a little
+    drunk, he's ...": the following sentences in the same person's pronoun are theirs (cut
+    before another character's name); a sentence about someone else ends the run."""
+    got = _described("""
+        EXT. TOWN SQUARE - DAY
+
+        EDWARD (20s) arrives.
+
+        A forty-year old man named BEAMEN comes out of the seed store to greet Edward. Friendly
+        but a little drunk, he's the closest thing the town has to a mayor.
+
+        BEAMEN
+        Welcome.
+
+        EXT. RIVER - DAY
+
+        It's then that a WOMAN emerges at the far side of the river. We never see her face.
+        She stands with her bare back to Edward, squeezing the water out of her golden hair.
+        Edward is breathless, wearing a torn red jacket.
+
+        WOMAN
+        Who's there?
+
+        INT. BAR - NIGHT
+
+        The bartender waves at Carmen.
+
+        CARMEN
+        One more.
+        """)
+    # a name ending in -men is no group of men when the text uses it as a name
+    assert {"BEAMEN", "CARMEN"} <= set(got)
+    beamen = got["BEAMEN"].description
+    assert "forty-year old man named BEAMEN" in beamen and "drunk" in beamen
+    assert "Edward" not in beamen
+    woman = got["WOMAN"].description
+    assert "We never see her face" in woman and "bare back" in woman
+    assert "Edward" not in woman and "red jacket" not in woman
+
+
+def test_a_naming_sentence_takes_the_description_before_it():
+    """"A man in a grey suit ... This must be JACOB BILLUPS." and "a woman, not young but
+    certainly younger than Billups ... Her name is NANCY": the look before the naming line is
+    the named person's, cut before anyone else's name."""
+    got = _described("""
+        INT. HOTEL ROOM - DAY
+
+        A man in a grey suit who looks like he's fifty sits on the bed. Those of us who can do
+        math will figure that this must be JACOB BILLUPS.
+
+        BILLUPS
+        I understand.
+
+        INT. BATHROOM - DAY
+
+        The person he's talking to -- a woman, not young but certainly younger than Billups.
+        Her name is NANCY.
+
+        NANCY
+        Who was that?
+        """)
+    assert "grey suit" in got["BILLUPS"].description
+    nancy = got["NANCY"].description
+    assert "not young" in nancy and "Billups" not in nancy
+
+
+def test_a_thing_that_speaks_is_introduced_by_its_capitalised_phrase():
+    """The cue PRINTER and "a weathered LASER PRINTER. It looks like it's seen better days":
+    the object's introduction describes the character it also is."""
+    got = _described("""
+        INT. OFFICE - DAY
+
+        Perched on the oak desk is a weathered LASER PRINTER. It looks like it's seen better
+        days.
+
+        MIKE (40s) enters.
+
+        PRINTER
+        Beep.
+
+        MIKE
+        Not again.
+        """)
+    printer = got["PRINTER"]
+    assert printer.type == "character"
+    assert "weathered LASER PRINTER" in printer.description and "seen better" in printer.description
+    assert "LASER PRINTER" in printer.aliases

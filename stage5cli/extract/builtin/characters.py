@@ -37,6 +37,14 @@ from .text import UPPER, WINDOW, CapsSpan, Index, in_quotes
 GROUP_MIN_LINES = 5
 _JOINT = re.compile(r"\s+(?:AND|&)\s+|\s*/\s*")
 _DIGITS = re.compile(r"^\d+$")
+_EPITHET = re.compile(r"(?<![\w'])([Tt]he) ([A-Z][a-z]+)\b(?!\s+[A-Z][a-z])")
+# Title + Surname, then a present-tense verb: "Mr. Hoff takes", "Dr. Ortiz is", "Sgt. Poole FIRES"
+_TITLE_FORMS = sorted({t.rstrip(".").title() for t in TITLES}, key=len, reverse=True)
+_TITLED_ACTOR = re.compile(
+    r"(?<![\w.])(?P<name>(?:" + "|".join(map(re.escape, _TITLE_FORMS)) + r")\.?\s+"
+    rf"[{UPPER}][a-zà-ÿ'’\-]+(?:\s[{UPPER}][a-zà-ÿ'’\-]+)?)"
+    rf"(?=\s+(?:is|has|[a-z]{{2,}}s|[{UPPER}]{{2,}}S)\b)"
+)
 _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 
 
@@ -110,6 +118,23 @@ def split_joint(name: str, standalone: frozenset[str] = frozenset()) -> list[str
             return out
         return [name]
     return parts
+
+
+def _used_as_name(index: Index, word: str) -> bool:
+    """Is a capitalised word used as a proper name in the action: Title case mid-sentence
+    without a determiner ("with Beamen", "Carmen nods" after a comma), not "the Firemen"?"""
+    pattern = re.compile(rf"(\S+)\s+{re.escape(word[:1] + word[1:].lower())}\b")
+    named = re.compile(rf"\b(?:named|called)\s+{re.escape(word)}\b", re.IGNORECASE)
+    for p in index.paragraphs:
+        if p.kind != "action":
+            continue
+        if named.search(p.text):
+            return True
+        for m in pattern.finditer(p.text):
+            prev = m.group(1)
+            if prev[-1:].isalpha() and prev.upper() not in DETERMINERS and not prev[:1].isupper():
+                return True
+    return False
 
 
 def _is_group(name: str, extensions: list[str]) -> bool:
@@ -258,9 +283,28 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             if cue.scene not in c.mentions:
                 said = cue.line[:160]
                 c.mentions[cue.scene] = (part, f'{part}: "{said}"' if said else part, "cue")
+    for k, c in chars.items():
+        if c.group and " " not in k and k.endswith("MEN") and _used_as_name(index, k):
+            c.group = False  # BEAMEN, CARMEN: a name that happens to end in -men
     known = {k: k for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
     known_tokens = {core_tokens(k)[0] for k in known if len(core_tokens(k)) == 1}
     known_tokens = {t for t in known_tokens if not is_generic(t) and len(t) >= 2}
+
+    # 1b. a creature called by a capitalised epithet: "This is The Beast." ... "the Beast
+    # spits out the ring", "looks at the Dragon". Capitalised more than once, at least once
+    # after a lower-case "the" or mid-sentence, the noun is a name, not a species.
+    epithets: dict[str, list[bool]] = defaultdict(list)
+    for p in index.paragraphs:
+        if p.kind == "action" and "he " in p.text:
+            for m in _EPITHET.finditer(p.text):
+                if m.group(2).upper() in ANIMALS:
+                    mid = m.group(1) == "the" or p.text[:m.start()].rstrip()[-1:].isalnum()
+                    epithets[m.group(2).upper()].append(mid)
+    for noun, mids in epithets.items():
+        if len(mids) >= 2 and any(mids) and noun not in known:
+            c = get(noun)
+            c.names[f"THE {noun}"] += 1
+            known[noun] = noun
 
     # 2a. nicknames in an introduction: ANNABEL "BELL" CROSS, K-9 UNIT ("REX")
     nick_ranges: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -306,6 +350,13 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             continue
         if got[0] == "prop":
             caps_props.append((got[1], got[2], span))
+            talker = chars.get(got[2]) if got[2] in known else None
+            if talker is not None and talker.from_cue and character_key(got[1]) != got[2]:
+                # a thing that speaks (cue PRINTER) introduced as "a weathered LASER PRINTER":
+                # the phrase names the character too, and introduces it
+                talker.names[got[1]] += 1
+                if talker.intro is None:
+                    talker.intro = span
             continue
         if got[0] == "mention":
             named.append((span, got[-1]))
@@ -327,6 +378,27 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
         age = span.age_after()
         if age is not None:
             c.ages.append((span.scene, age))
+
+    # 2b. a titled name in action, doing something: "Mr. Hoff takes both rounds", "Dr. Ortiz
+    # checks the chart". Writers often never capitalise such a person; a title and a
+    # capitalised surname followed by a present-tense verb is someone on screen ("a Dr. Seuss
+    # book", "Dr. Seuss on you" and every mention in dialogue are not).
+    for p in index.paragraphs:
+        if p.kind != "action" or "." not in p.text and " " not in p.text:
+            continue
+        for m in _TITLED_ACTOR.finditer(p.text):
+            name = " ".join(m.group("name").split())
+            up = name.upper()
+            key = character_key(up)
+            toks = core_tokens(key)
+            if not toks or key in known or any(t in known_tokens for t in toks):
+                continue  # someone who speaks: their mentions are scanned later
+            if '"' in p.text and in_quotes(p.text, m.start()):
+                continue
+            if any(is_person_word(t) or t in OBJECT_NOUNS for t in toks):
+                continue  # "Officer Friendly" is fine, "Dr. Nurse" or "Captain Hook" prop is not
+            c = get(key)
+            c.names[up] += 1
 
     live = {k: c for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
 

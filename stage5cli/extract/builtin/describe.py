@@ -33,7 +33,7 @@ from stage5cli.extract.builtin.lexicon import (
 )
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
-from stage5cli.extract.builtin.text import Index, in_quotes
+from stage5cli.extract.builtin.text import UPPER, Index, in_quotes
 from stage5cli.extract.names import AGE_AFTER, literal_alternation, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
@@ -161,7 +161,75 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
 
 _NAMING = re.compile(
     r"^(?:this|that|it|he|she)\s+(?:is|was|must be)\b|\bname is\b|\bmust be\b", re.I)
-_PRONOUN_LEAD = re.compile(r"(?:He|She|They|It|His|Her|Their|Its)\b")
+# "... will figure that this must be JACOB BILLUPS.": a sentence that ends by naming someone
+_NAMED_LAST = re.compile(
+    rf"\b(?:this|that|it|he|she)\s+(?:is|was|must be|has to be)\s+[{UPPER}][^\s]*"
+    rf"(?:\s+[{UPPER}][^\s]*){{0,2}}[.!]?$")
+_PRONOUN = re.compile(r"\b(?:he|his|him|she|her|hers|they|their|them|it|its)\b", re.I)
+_PRONOUN_FAMILY = {"HE": "m", "HIS": "m", "HIM": "m", "SHE": "f", "HER": "f", "HERS": "f",
+                   "THEY": "p", "THEIR": "p", "THEM": "p", "IT": "n", "ITS": "n"}
+
+
+def _pronoun_followers(following: list[str], people: re.Pattern | None,
+                       own_forms: set[str]) -> list[str]:
+    """The sentences right after an introduction that go on about the same person by pronoun.
+
+    "A forty-year old man named BEAMEN comes out. Friendly but a little drunk, he's the closest
+    thing the town has to a mayor." / "a WOMAN emerges ... We never see her face. She stands
+    with her bare back to Edward": the first pronoun family (he/she/they/it) seen is the
+    person's; a sentence in another family, or one that opens with someone else's name, ends
+    the run; a later name in a sentence cuts it there ("... her bare back to Edward" -> "...
+    her bare back").
+    """
+    out: list[str] = []
+    family = None
+    for nxt in following:
+        fams = {_PRONOUN_FAMILY[m.group(0).upper()] for m in _PRONOUN.finditer(nxt)}
+        if family is None and len(fams) == 1:
+            family = next(iter(fams))
+        others = [m for m in people.finditer(nxt) if m.group(0) not in own_forms] if people else []
+        if others and _PRONOUN.search(nxt[: others[0].start()]) is None:
+            break  # the sentence is about someone else ("A man named BEAMEN greets Edward")
+        if family is None:
+            continue
+        if family not in fams:
+            if fams:
+                break  # "he", "they": someone else now
+            continue
+        if others:
+            nxt = _before_others(nxt, people, own_forms)
+            if not nxt or _PRONOUN.search(nxt) is None:
+                continue
+        out.append(nxt)
+    return out
+
+
+_TRAILING_JOINERS = re.compile(
+    r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|than|with|beside|to|at|"
+    r"by|of|for|from|on|in|the|a|an|his|her|their))+\s*$")
+
+
+def _before_others(sentence: str, people: re.Pattern | None, own_forms: set[str]) -> str:
+    """The sentence up to the first other character's name ("a woman, not young but certainly
+    younger than Billups" -> "a woman, not young but certainly younger"); "" when under three
+    words are left."""
+    others = [m for m in people.finditer(sentence) if m.group(0) not in own_forms] if people else []
+    if not others:
+        return sentence
+    cut = _TRAILING_JOINERS.sub("", sentence[: others[0].start()])
+    cut = re.sub(r"\s+to\s+[a-z]+$", "", cut)
+    if len(cut.split()) < 3:
+        return ""
+    # the clauses after the one naming someone else go on about us: "with her bare back to
+    # Edward, squeezing the water out of her golden hair" -> "..., squeezing ... hair"
+    nxt = re.compile(r"\s*(?:[,;]|--|—|–)\s*").search(sentence, others[0].end())
+    if nxt is not None:
+        rest = sentence[nxt.end():]
+        if rest and _PRONOUN.search(rest) and not re.match(r"(?:and|but|while|as|who)\b", rest):
+            rest = _before_others(rest, people, own_forms) if people.search(rest) else rest
+            if len(rest.split()) >= 2:
+                cut = f"{cut}, {rest}"
+    return cut
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
 
@@ -239,6 +307,10 @@ def _look_score(sentence: str) -> int:
             score += 1
         elif w in ("WEARING", "WEARS", "WORE", "DRESSED", "CLAD"):
             score += 1
+        elif w in ("LOOKS", "LOOKED") and nxt == "LIKE":
+            score += 1  # "She looks like she's been dead for years"
+        elif w in COLOURS and is_person_word(nxt):
+            score += 1  # "a black boy of eight", "the town's first Black physician"
         elif w in APPEARANCE_WORDS or w in COLOURS:
             prev = words[i - 1] if i else "."
             person_after = w not in COLOURS and is_person_word(nxt) and prev in ("A", "AN", ",")
@@ -369,7 +441,8 @@ MAX_DESCRIPTION_WORDS = 80
 _CLAUSE_BOUNDARY = re.compile(r"\s*(?:[,;:]|--|—|–|\b(?:and|while|as|but|when|where|then|who)\b)\s*")
 
 
-_LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'’\-]*$", re.I)
+_LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'’\-]*$"
+                      r"|^(?:a|an|the)\s[^,;]*\b(?:named|called)$", re.I)  # "A tall man named"
 _NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
 
 
@@ -438,6 +511,8 @@ def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | Non
             if lead and not _LEAD_OK.match(lead):
                 return ""
     text = sentence[start:end].strip()
+    if end < len(sentence):  # cut at someone else: "comes out to greet [Edward]" -> "comes out"
+        text = re.sub(r"\s+to\s+[a-z]+$", "", text)
     text = re.sub(r"^(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
     text = re.sub(r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|with|beside|"
                   r"to|at|by|of|for|from|on|in|the|a|an|his|her|their))+\s*$", "", text)
@@ -571,22 +646,21 @@ def describe_all(
                     cands.append((sc, t, _look_score(t) if t else 0))
             intro = _own_clauses(ev.intro, own, people, own_forms) if ev.intro else ""
             # "PING (27) at a microphone. She is as gorgeous a woman as you'll ever see."
-            for nxt in ev.intro_next if intro else []:
-                if not _PRONOUN_LEAD.match(nxt) or (people and people.search(nxt)):
-                    continue
+            for nxt in _pronoun_followers(ev.intro_next if intro else [], people, own_forms):
                 if _look_score(nxt) > 0 or any(
                     w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(nxt)
                 ):
                     cands.append((-1, nxt, 99))
             # "...a man in his forties in an expensive suit. This is SPALDING JEAGER."
-            if intro and _NAMING.search(intro) and len(intro.split()) <= 12:
+            if intro and (_NAMING.search(intro) and len(intro.split()) <= 12
+                          or _NAMED_LAST.search(intro)):
                 for prev in ev.intro_prev:
                     if _look_score(prev) > 0 or any(
                         w.upper() in APPEARANCE_WORDS for w in _WORDS.findall(prev)
                     ):
                         prev = _own_clauses(prev, own, people, own_forms) if own and own.search(
-                            prev) else prev
-                        if prev and not (people and people.search(prev)):
+                            prev) else _before_others(prev, people, own_forms)
+                        if prev:
                             cands.append((-2, prev, 98))
             script = _pick(cands, intro)
             a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
