@@ -93,6 +93,29 @@ class Project:
 # ---- opening and creating ------------------------------------------------------------------
 
 
+def script_relpath(project: Project, script: Path) -> str:
+    """How `extract` records its script: relative to the project folder (POSIX separators),
+    so the record is the same from any working folder and travels with the project; absolute
+    where no relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(script).resolve(), project.root.resolve())).as_posix()
+    except ValueError:
+        return str(Path(script).resolve())
+
+
+def script_file(project: Project, stored: str | None) -> Path | None:
+    """The file a recorded script path names (None: no script extracted). Paths are relative
+    to the project folder (script_relpath); a record written before stage5 did so is relative
+    to wherever extract ran, so when only that reading names a file, it is the one."""
+    if not stored:
+        return None
+    raw = Path(stored)
+    if raw.is_absolute():
+        return raw
+    mine = project.root / raw
+    return raw.absolute() if not mine.is_file() and raw.is_file() else mine
+
+
 def _open_db(path: Path) -> sqlite_utils.Database:
     migrations.preflight(path, known=migrations.known_versions(), label="project")
     db = connect(path)
