@@ -4,10 +4,18 @@ a small bundled script when ../shared is absent), minus a bare interpreter.
 
 Targets: --help <= 0.3 s over bare python; status, review, show <= 0.15 s over bare python.
 Prints the median of several runs of each, measured in this one run (no assertion: a ratio).
+
+Measured as an installed stage5 runs: the subprocesses run without PYTHONDONTWRITEBYTECODE (some
+environments set it, and then stage5cli's own modules are compiled from source on every run,
+~50 ms, where a real install has .pyc files: pip compiles site-packages, an editable checkout
+writes them on its first run), and each command runs once untimed first, so that the bytecode
+is written and the files are in the page cache.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -16,13 +24,15 @@ import time
 from pathlib import Path
 
 RUNS = 9
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def timed(args: list[str], cwd: str | None = None) -> float:
+    subprocess.run(args, check=True, capture_output=True, cwd=cwd, env=ENV)  # warm-up
     samples = []
     for _ in range(RUNS):
         t = time.perf_counter()
-        subprocess.run(args, check=True, capture_output=True, cwd=cwd)
+        subprocess.run(args, check=True, capture_output=True, cwd=cwd, env=ENV)
         samples.append(time.perf_counter() - t)
     return statistics.median(samples)
 
@@ -39,8 +49,6 @@ def main() -> int:
             subprocess.run([py, "-m", "stage5cli", *args], check=True, capture_output=True)
         out = subprocess.run([py, "-m", "stage5cli", "review", "--json"], check=True,
                              capture_output=True, text=True, cwd=d).stdout
-        import json
-
         assets = json.loads(out)
         name = assets[len(assets) // 2]["name"]
         everyday = {cmd: timed([py, "-m", "stage5cli", *cmd.split(" ", 1)[:1],

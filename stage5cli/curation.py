@@ -280,11 +280,10 @@ def script_mentions(project: Project, names: list[str], limit: int = 500) -> lis
     names one of them as a whole word, case-insensitively. None when there is no script."""
     import re
 
-    path = project.stage()["script_path"]
-    if not path:
-        return []
-    file = next((c for c in (Path(path), project.root / path) if c.is_file()), None)
-    if file is None:
+    from .project import script_file
+
+    file = script_file(project, project.stage()["script_path"])
+    if file is None or not file.is_file():
         return []
     try:
         from .screenplay import load
@@ -488,18 +487,17 @@ def merge(project: Project, target: str, sources: list[str], *,
 
 def load_script(project: Project, asset: ExtractedAsset):
     """The project's script as parsed, or a stand-in built from the stored mention contexts."""
+    from .project import script_file
     from .screenplay.model import Element, Scene, Screenplay
 
-    path = project.stage()["script_path"]
-    if path:
-        for candidate in (Path(path), project.root / path):
-            if candidate.is_file():
-                try:
-                    from .screenplay import load
+    file = script_file(project, project.stage()["script_path"])
+    if file is not None and file.is_file():
+        try:
+            from .screenplay import load
 
-                    return load(candidate)
-                except Exception:  # noqa: BLE001 - a changed/broken script: use the contexts
-                    break
+            return load(file)
+        except Exception:  # noqa: BLE001 - a changed/broken script: use the contexts
+            pass
     scenes, elements = [], []
     by_scene: dict[int, list[str]] = {}
     for m in asset.mentions:

@@ -58,10 +58,11 @@ def _rel(path: Path, base: Path) -> str:
 
 def _script_info(project: Project, st: dict[str, Any]) -> dict[str, Any] | None:
     """The extracted script, its path relative to the project folder, and its sha256."""
-    if not st["script_path"]:
+    from .project import script_file
+
+    path = script_file(project, st["script_path"])
+    if path is None:
         return None
-    raw = Path(st["script_path"])
-    path = raw if raw.is_absolute() else (Path.cwd() / raw)
     return {"path": _rel(path, project.root), "sha256": st["script_sha256"]}
 
 

@@ -57,6 +57,13 @@ def lib001_initial(db: sqlite_utils.Database) -> None:
                "ON global_assets (name COLLATE NOCASE, asset_type)")
 
 
+@LIBRARY.migration
+def lib002_project_name(db: sqlite_utils.Database) -> None:
+    """The promoting project's folder name, shown by `library list` (rows promoted before this
+    keep showing the project's uid)."""
+    db.execute("ALTER TABLE global_assets ADD COLUMN promoted_from_project_name TEXT")
+
+
 def known_versions() -> list[str]:
     return LIBRARY.names()
 
@@ -78,6 +85,7 @@ class LibraryAsset(BaseModel):
     style_sha256: str | None
     voice_profile_id: str | None
     promoted_from_project_id: str | None
+    promoted_from_project_name: str | None = None  # the project's folder name (since lib002)
     promoted_from_asset_id: int | None
     created_at: str
     updated_at: str
@@ -166,6 +174,7 @@ def _to_model(lib_root: Path, row: dict[str, Any]) -> LibraryAsset:
         style_name=row["style_name"], style_sha256=row["style_sha256"],
         voice_profile_id=row["voice_profile_id"],
         promoted_from_project_id=row["promoted_from_project_id"],
+        promoted_from_project_name=row.get("promoted_from_project_name"),
         promoted_from_asset_id=row["promoted_from_asset_id"],
         created_at=row["created_at"], updated_at=row["updated_at"],
     )
@@ -324,6 +333,7 @@ def promote(project: Project, refs: list[str], *, overwrite: bool = False) -> li
                     "visual_style_capsule_id": style_id, "style_sha256": style_sha,
                     "style_name": style_name, "voice_profile_id": row["voice_profile_id"],
                     "promoted_from_project_id": project.uid,
+                    "promoted_from_project_name": project.root.name,
                     "promoted_from_asset_id": row["id"],
                     "aliases": dumps(store.meta_of(row).get("aliases", [])),
                     "updated_at": at,

@@ -93,6 +93,29 @@ class Project:
 # ---- opening and creating ------------------------------------------------------------------
 
 
+def script_relpath(project: Project, script: Path) -> str:
+    """How `extract` records its script: relative to the project folder (POSIX separators),
+    so the record is the same from any working folder and travels with the project; absolute
+    where no relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(script).resolve(), project.root.resolve())).as_posix()
+    except ValueError:
+        return str(Path(script).resolve())
+
+
+def script_file(project: Project, stored: str | None) -> Path | None:
+    """The file a recorded script path names (None: no script extracted). Paths are relative
+    to the project folder (script_relpath); a record written before stage5 did so is relative
+    to wherever extract ran, so when only that reading names a file, it is the one."""
+    if not stored:
+        return None
+    raw = Path(stored)
+    if raw.is_absolute():
+        return raw
+    mine = project.root / raw
+    return raw.absolute() if not mine.is_file() and raw.is_file() else mine
+
+
 def _open_db(path: Path) -> sqlite_utils.Database:
     migrations.preflight(path, known=migrations.known_versions(), label="project")
     db = connect(path)
@@ -314,10 +337,14 @@ def create_branch(project: Project, name: str, style_id: str | None, switch: boo
 
 
 def copy_assets(project: Project, src_branch: int, dst_branch: int) -> int:
-    """Copy every asset (unlocked) with its mentions from one branch to another."""
+    """Copy every asset (unlocked) with its mentions from one branch to another, and the
+    branch's curation records (what the user removed and merged, m003), so re-extracting on
+    the new branch honours them too; a merge record points at the target's copy. Inside the
+    caller's transaction."""
     db = project.db
     n = 0
     at = now()
+    new_ids: dict[int, int] = {}
     for a in list(db.query("SELECT * FROM project_assets WHERE branch_id = ?", [src_branch])):
         old = a.pop("id")
         a.update(branch_id=dst_branch, locked=0, created_at=at, updated_at=at)
@@ -327,7 +354,14 @@ def copy_assets(project: Project, src_branch: int, dst_branch: int) -> int:
             "SELECT ?, scene_number, text, context FROM asset_mentions WHERE asset_id = ?",
             [new, old],
         )
+        new_ids[old] = new
         n += 1
+    for c in list(db.query("SELECT * FROM curation_records WHERE branch_id = ? ORDER BY id",
+                           [src_branch])):
+        c.pop("id")
+        target = c["target_id"]
+        c.update(branch_id=dst_branch, target_id=None if target is None else new_ids.get(target))
+        db["curation_records"].insert(c)
     return n
 
 

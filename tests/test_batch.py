@@ -253,7 +253,7 @@ def test_same_stem_in_two_folders_gets_two_projects(cli, tmp_path):
         conn = sqlite3.connect(proj / "stage5.db")
         path = conn.execute("SELECT script_path FROM stage_state").fetchone()[0]
         conn.close()
-        assert Path(path).resolve() == src
+        assert not Path(path).is_absolute() and (proj / path).resolve() == src  # project-relative
 
 
 def test_rerun_skips_force_redoes_and_changes_redo_only_what_changed(cli, tmp_path):

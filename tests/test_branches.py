@@ -101,3 +101,33 @@ def test_branch_create_keeps_the_style(styled, cli):
     assert rows["other"]["style_id"] == "watercolour-storybook" and rows["bare"]["style_id"] is None
     r = cli("branch", "create", "x", "--style", "film-noir", "--no-style", "-p", styled)
     assert r.exit_code == 2
+
+
+def test_branch_create_copies_the_curation_records(styled, cli, tmp_path):
+    """Removals and merges travel to the new branch: re-extracting there keeps a removed asset
+    removed and a merged source in its target (the copy of it on the new branch)."""
+    script = tmp_path / "truck.fountain"
+    script.write_text(
+        "INT. KITCHEN - DAY\n\nMARA holds the BRASS KEY.\n\nMARA\nWhere is the truck?\n\n"
+        "EXT. PICKUP TRUCK - NIGHT\n\nTOM sits in the cab.\n\nTOM\nGet in.\n\n"
+        "INT. KITCHEN - NIGHT\n\nMARA waits.\n\nMARA\nFine.\n\nTOM\nGood.\n")
+    assert cli("extract", script, "-p", styled).exit_code == 0
+    assert cli("remove", "TOM", "--yes", "-p", styled).exit_code == 0
+    assert cli("add", "truck", "--type", "prop", "-p", styled).exit_code == 0
+    assert cli("merge", "truck", "PICKUP TRUCK", "--force", "--yes", "-p", styled).exit_code == 0
+    assert cli("branch", "create", "take-two", "-p", styled).exit_code == 0
+    conn = sqlite3.connect(styled / "stage5.db")
+    recs = conn.execute(
+        "SELECT b.name, c.kind, c.name, t.name, t.branch_id = c.branch_id FROM curation_records c"
+        " JOIN branches b ON b.id = c.branch_id LEFT JOIN project_assets t ON t.id = c.target_id"
+        " ORDER BY b.id, c.kind, c.name").fetchall()
+    conn.close()
+    mine = [r[1:] for r in recs if r[0] == "main"]
+    assert [r[1:] for r in recs if r[0] == "take-two"] == mine
+    assert ("merged", "PICKUP TRUCK", "truck", 1) in mine and ("removed", "TOM", None, None) in mine
+    r = cli("extract", script, "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "skipped: removed by you: TOM" in r.stdout
+    after = {a["name"]: a for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
+    assert "TOM" not in after and "PICKUP TRUCK" not in after, sorted(after)
+    assert "PICKUP TRUCK" in after["truck"]["aliases"]

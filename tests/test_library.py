@@ -286,7 +286,8 @@ def test_blank_library_schema(tmp_path):
     assert set(cols) == {
         "id", "name", "asset_type", "description", "image_prompt", "image_key_url", "image_sha256",
         "visual_style_capsule_id", "style_sha256", "style_name", "voice_profile_id",
-        "promoted_from_project_id", "promoted_from_asset_id", "aliases", "created_at", "updated_at"}
+        "promoted_from_project_id", "promoted_from_project_name", "promoted_from_asset_id",
+        "aliases", "created_at", "updated_at"}
     assert [r["name"] for r in lib.db.query(f"SELECT name FROM {library.TABLE}")] == \
         library.known_versions()
     assert library.migrate(lib.db) == []  # idempotent
@@ -330,3 +331,37 @@ def test_show_human_output_escapes_markup(made, cli):
     cli("promote", "MARA", "-p", made)
     r = cli("library", "show", "MARA")
     assert r.exit_code == 0 and "[bold]not markup[/bold]" in r.stdout
+
+
+def test_library_list_shows_the_promoting_projects_folder_name(made, cli):
+    """New rows record the project's folder name (lib002) and `library list` shows it; a row
+    promoted before lib002 (no name) keeps showing the project's uid."""
+    assert cli("promote", "MARA", "brass telescope", "-p", made).exit_code == 0
+    items = {i["name"]: i for i in json.loads(cli("library", "list", "--json").stdout)}
+    assert {i["promoted_from_project_name"] for i in items.values()} == {made.name}
+    uid = items["MARA"]["promoted_from_project_id"]
+    conn = sqlite3.connect(_home() / library.DB_NAME)
+    conn.execute("UPDATE global_assets SET promoted_from_project_name = NULL WHERE name = 'MARA'")
+    conn.commit()
+    conn.close()
+    rows = [line.split("\t") for line in cli("library", "list").stdout.splitlines()]
+    header = rows[0]
+    col = header.index("from project")
+    by_name = {r[header.index("name")]: r[col] for r in rows[1:]}
+    assert by_name == {"MARA": uid[:8], "BRASS TELESCOPE": made.name}
+    assert made.name != uid[:8]
+
+
+def test_lib002_migrates_an_old_library(tmp_path):
+    """A library made before lib002 gains the column; its rows keep a NULL name."""
+    lib = library.open_library(create=True, root=tmp_path / "home")
+    assert lib is not None
+    lib.db.execute("ALTER TABLE global_assets DROP COLUMN promoted_from_project_name")
+    lib.db.execute(f"DELETE FROM {library.TABLE} WHERE name = 'lib002_project_name'")
+    lib.db["global_assets"].insert({"name": "A", "asset_type": "prop", "image_key_url": "x",
+                                    "image_sha256": "y", "promoted_from_project_id": "abc",
+                                    "created_at": "t", "updated_at": "t"})
+    assert library.migrate(lib.db) == ["lib002_project_name"]
+    row = next(lib.db.query("SELECT * FROM global_assets"))
+    assert row["promoted_from_project_name"] is None and row["promoted_from_project_id"] == "abc"
+    close_all()

@@ -91,7 +91,60 @@ class Stage5Group(TyperGroup):
             close_all()
 
 
-app = typer.Typer(
+ROOT_VALUE_OPTIONS = ("-p", "--project")  # the root options that take a value
+
+
+def invoked_name(args: list[str]) -> str | None:
+    """The command (or sub-app) `args` invoke, past the root options (`-p DIR`); None where
+    the whole tree is needed: `--help`, `--version`, no command, `--`, or an unknown option."""
+    it = iter(args)
+    for tok in it:
+        if tok in ROOT_VALUE_OPTIONS:
+            next(it, None)
+        elif tok.startswith("--project=") or (tok.startswith("-p") and not tok.startswith("--")):
+            continue
+        elif tok.startswith("-"):
+            return None
+        else:
+            return tok
+    return None
+
+
+class Stage5App(typer.Typer):
+    """A Typer app that builds only the command it runs.
+
+    Typer turns every registered command into a Click command (reading its signature and
+    annotations) before it dispatches: ~100 ms for the whole tree, on every run. When the
+    command line names a registered command or sub-app, only that one is built, under the same
+    root group, callback and settings; `--help`, `--version`, completion, an unknown command
+    and anything else get the whole tree, so their output is Click's own.
+    `tests/test_cli_lean.py` checks that both register the same commands and options."""
+
+    def lean(self, name: str) -> typer.Typer | None:
+        """A copy of this app holding only the command or sub-app `name` (None: not one)."""
+        import copy
+
+        from typer.main import get_command_name
+
+        commands = [c for c in self.registered_commands
+                    if (c.name or get_command_name(c.callback.__name__)) == name]
+        groups = [g for g in self.registered_groups if g.name == name]
+        if not commands and not groups:
+            return None
+        out = copy.copy(self)
+        out.registered_commands, out.registered_groups = commands, groups
+        return out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        argv = kwargs.get("args", args[0] if args else None)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        name = invoked_name(argv)
+        completing = any(k.endswith("_COMPLETE") for k in os.environ)
+        lean = None if name is None or completing else self.lean(name)
+        return typer.Typer.__call__(lean or self, *args, **kwargs)
+
+
+app = Stage5App(
     cls=Stage5Group,
     name="stage5",
     help="Turn a screenplay into a locked, consistent set of visual reference assets.",

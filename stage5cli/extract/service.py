@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stage5cli.errors import UsageError
-from stage5cli.project import Project
+from stage5cli.project import Project, script_relpath
 from stage5cli.secrets import scrub
 from stage5cli.store import save_extraction, started_on
 from stage5cli.store.extracted import scrubbed
@@ -79,7 +79,8 @@ def run(project: Project, script: Path, opts: LLMOptions,
     result.failures = [scrub(f) for f in result.failures]
     # a run with a failed pass did not look at everything: it marks nothing stale
     report = save_extraction(project, extracted, extractor=extractor.extractor_id,
-                             model=extractor.model, script_path=str(script),
+                             model=extractor.model,
+                             script_path=script_relpath(project, script),
                              script_sha256=sp.source.sha256, mark_stale=not result.failures,
                              started=started)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}

@@ -67,7 +67,8 @@ def library_list(asset_type: TypeOpt = None, json_: JsonOpt = False) -> None:
 
     for i in items:
         t.add_row(str(i.id), escape(i.name), i.type, escape(i.style_id or "-"),
-                  (i.promoted_from_project_id or "")[:8], escape(i.description[:80]))
+                  escape(i.promoted_from_project_name or (i.promoted_from_project_id or "")[:8]),
+                  escape(i.description[:80]))
     console().print(t)
 
 
