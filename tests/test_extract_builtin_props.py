@@ -188,3 +188,35 @@ def test_all_caps_script_does_not_make_every_caps_word_a_prop():
 
 def test_no_cues_script_still_finds_the_handled_object():
     assert "bucket" in " ".join(_props(NO_CUES)), sorted(_props(NO_CUES))
+
+
+RECURRING = """\
+Title: Recurring Nouns
+
+INT. STUDY HALL - NIGHT
+
+Students sit among bags, books, pencils and notebooks. Omar dozes over his book.
+
+A lantern hangs over the table. Rain taps out the sound of a snare drum.
+
+OMAR
+Did you hear that?
+
+The lantern flickers. The rain makes snare drum sounds on the roof.
+
+EXT. YARD - NIGHT
+
+The lantern swings in the wind. Thunder rolls like a drum rhythm. More books pile up by the \
+door.
+
+OMAR
+Books everywhere.
+"""
+
+
+def test_a_recurring_word_is_not_a_prop_unless_the_action_keeps_showing_one_object():
+    props = _props(RECURRING)
+    # shown three times as one object: a prop
+    assert "lantern" in props, sorted(props)
+    # plurals in lists, the sound of a drum, drum rhythm, books talked about: not a story object
+    assert "book" not in props and "drum" not in props, sorted(props)

@@ -48,6 +48,9 @@ _VERB_CONTEXT = frozenset(
     "ALSO JUST DON'T DOESN'T DIDN'T WON'T CAN'T".split()
 )
 _ADJECTIVES = (COLOURS | SIZES | VISUAL_WORDS) - VISUAL_NOUNS - OBJECT_NOUNS
+# a noun right before one of these names what something sounds like, not a thing that is there
+# ("percussion brush sounds", "the metal brush rhythm", "a camera view")
+_SOUND_HEADS = frozenset("SOUND SOUNDS NOISE NOISES RHYTHM RHYTHMS TUNE VIEW".split())
 _ADVERBS = frozenset(
     "AGAIN AWAY BACK ASIDE TOGETHER OPEN CLOSED SHUT TIGHT TOO NOW THEN HERE THERE STILL EVEN "
     "ONLY FIRST LAST ONCE TWICE".split()
@@ -353,12 +356,17 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                     singled.add(noun_key(phrase[-1]))
     wanted = _LEXICON_KEYS | compound_heads | set(props) | {h for h, _, _, _ in handled}
     occurrences: dict[str, list[tuple[int, int]]] = defaultdict(list)  # key -> (para, scene)
+    # key -> occurrences in action that name one object that is there: singular, not a modifier
+    # of a sound or view, not after "the sound of" ("books" in a list, "a camera view", "the
+    # sound of a percussion brush" are not the story's object)
+    present: Counter = Counter()
     synonyms_seen: dict[str, Counter] = defaultdict(Counter)  # "chopper" for helicopter
     for pi, tokens in enumerate(token_lists):
         scene = index.paragraphs[pi].scene
+        action = index.paragraphs[pi].kind == "action"
         prev = ""
         prev_key = ""
-        for t in tokens:
+        for ti, t in enumerate(tokens):
             if not t[0].isalpha():
                 prev, prev_key = t, ""
                 continue
@@ -370,8 +378,12 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                 if compound in compounds:  # "traffic lights": the pair names the thing
                     occurrences[compound].append((pi, scene))
                     occurrences[key].append((pi, scene))
+                    if action and _present(tokens, ti, key):
+                        present[compound] += 1
                 elif noun_like(t, key, prev):
                     occurrences[key].append((pi, scene))
+                    if action and _present(tokens, ti, key):
+                        present[key] += 1
             prev, prev_key = t, key
 
     for head, phrase, pi, scene in handled:
@@ -402,6 +414,11 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         known_object = key.upper() in OBJECT_NOUNS or key in compounds
         if p.caps:
             keep = True
+        elif known_object and not p.handled:
+            # only recurring: the action must keep showing one such object, not the word (a
+            # two-word object is already specific: twice is enough)
+            keep = p.count >= threshold and present[key] >= (2 if key in compounds
+                                                              else min(threshold, 3))
         elif known_object:
             # an object noun handled more than once or in more than one scene, or recurring
             keep = (
@@ -421,6 +438,24 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         out.append(p)
     # a compound wins over its head word when both were kept ("traffic light" vs "light")
     return out
+
+
+def _present(tokens: list[str], i: int, key: str) -> bool:
+    """Does tokens[i] (a noun occurrence of `key`) name one object that is there?"""
+    t = tokens[i]
+    if t.upper().endswith("'S") or (noun_key(t) == key and t.lower() != key
+                                     and singular(t.upper()) not in OBJECT_SYNONYMS):
+        return False  # a possessive ("the car's engine") or a plural ("books, papers")
+    nxt = tokens[i + 1].upper() if i + 1 < len(tokens) else ""
+    if nxt in _SOUND_HEADS:
+        return False
+    back = [w.upper() for w in tokens[max(0, i - 5) : i]]
+    for j in range(len(back) - 1, 0, -1):
+        if back[j] == "OF":
+            return back[j - 1] not in SOUND_CONTEXT  # "the sound of a percussion brush"
+        if not back[j][:1].isalpha():
+            break
+    return True
 
 
 def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
