@@ -220,3 +220,38 @@ def test_a_recurring_word_is_not_a_prop_unless_the_action_keeps_showing_one_obje
     assert "lantern" in props, sorted(props)
     # plurals in lists, the sound of a drum, drum rhythm, books talked about: not a story object
     assert "book" not in props and "drum" not in props, sorted(props)
+
+
+TWINS = """\
+Title: Twins
+
+INT. HALLWAY - DAY
+
+Ada takes a RED UMBRELLA from the stand. Ben takes a BLUE UMBRELLA.
+
+ADA
+Mine is the red one.
+
+She opens the umbrella. Ben slips off his wedding ring and puts it in a bowl.
+
+INT. LIVING ROOM - NIGHT
+
+Ada grabs the remote and mutes the TV. She drops the remote on the couch.
+
+ADA
+Where's my engagement ring?
+
+Ben holds up her engagement ring. Ada picks up the remote control and switches it off.
+"""
+
+
+def test_one_head_two_objects_are_two_props_and_a_compound_names_its_prop():
+    props = _props(TWINS)
+    # two colours of one capitalised head: two objects; the bare noun stays with the first
+    assert "red umbrella" in props and "blue umbrella" in props, sorted(props)
+    assert "umbrella" in props["red umbrella"].aliases
+    assert "umbrella" not in props["blue umbrella"].aliases
+    # two two-word names of one noun: two rings
+    assert "wedding ring" in props and "engagement ring" in props, sorted(props)
+    # "the remote" and "a remote control": one prop, named by the fuller name
+    assert "remote control" in props and "remote" not in props, sorted(props)

@@ -21,6 +21,7 @@ from stage5cli.extract.builtin.lexicon import (
     GROUP_WORDS,
     HANDLED_OK,
     HANDLING_VERBS,
+    MATERIALS,
     NOT_PROPS,
     NUMBER_WORDS,
     OBJECT_COMPOUNDS,
@@ -68,6 +69,10 @@ class Prop:
     count: int = 0  # noun occurrences in action and dialogue
     scenes: set[int] = field(default_factory=set)  # scenes with such an occurrence
     caps_span: CapsSpan | None = None
+    caps_spans: dict[str, CapsSpan] = field(default_factory=dict)  # first span of each caps name
+    compound: str = ""  # the two-word name the script gives it ("remote control", "wedding ring")
+    bare_head: bool = True  # the bare noun is one of its names (not for a split-off twin)
+    twin_names: tuple[str, ...] = ()  # the other objects of the same noun: not its mentions
     set_name: str = ""  # the location this prop also is: a vehicle used as a heading
 
 
@@ -333,6 +338,7 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         while len(words) > 2 and words[0] in SIZES:
             words = words[1:]
         p.caps[" ".join(words)] += 1
+        p.caps_spans.setdefault(" ".join(words), span)
         if p.caps_span is None:
             p.caps_span = span
 
@@ -434,10 +440,64 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
             continue
         for word, n in synonyms_seen.get(key, {}).items():
             p.phrases[word] += n
-        _prop_mentions(index, p, occ)
+        twins = _split_by_modifier(p, occurrences, compounds)
+        _prop_mentions(index, p, occurrences.get(p.head, occ) if twins else occ)
         out.append(p)
+        for twin in twins:
+            _prop_mentions(index, twin, occurrences.get(twin.head, []))
+            out.append(twin)
     # a compound wins over its head word when both were kept ("traffic light" vs "light")
     return out
+
+
+def _distinct_modifiers(name: str) -> frozenset[str]:
+    return frozenset(w for w in name.upper().split()[:-1] if w in COLOURS or w in MATERIALS)
+
+
+def _split_by_modifier(p: Prop, occurrences: dict, compounds: set[str]) -> list[Prop]:
+    """One head noun, two objects: "a BLACK BERETTA" and "a SILVER BERETTA", "her engagement
+    ring" and "his wedding ring". Capitalised names whose colour or material words differ, and
+    two-word object names (compounds) that differ, are separate props; the bare noun ("the
+    Beretta", "the ring") stays with the first. A single compound names the prop ("the remote"
+    and "a remote control" are the remote control). Returns the twins split off `p`."""
+    twins: list[Prop] = []
+    if p.caps and not p.set_name:
+        names = list(p.caps_spans)  # in order of first appearance
+        kept = [names[0]] if names else []
+        for name in names[1:]:
+            mods = _distinct_modifiers(name)
+            if mods and all(mods != _distinct_modifiers(k) and _distinct_modifiers(k)
+                            for k in kept):
+                kept.append(name)
+        for name in kept[1:]:
+            twin = Prop(p.head, caps_span=p.caps_spans[name], bare_head=False)
+            twin.caps[name] = p.caps.pop(name)
+            twin.caps_spans[name] = p.caps_spans.pop(name)
+            for ph in [ph for ph in p.phrases if ph.endswith(name.lower())]:
+                twin.phrases[ph] = p.phrases.pop(ph)
+            twin.scenes = {twin.caps_span.scene}
+            twins.append(twin)
+        if twins:
+            p.caps_span = p.caps_spans[kept[0]]
+            for one in (p, *twins):
+                one.twin_names = tuple(k.lower() for k in kept if k not in one.caps)
+        return twins
+    if p.caps or " " in p.head:
+        return twins
+    found = sorted((occ[0], c) for c in compounds
+                   if p.head in c.split() and (occ := occurrences.get(c)))
+    if not found:
+        return twins
+    p.compound = found[0][1]
+    for _, c in found[1:]:
+        twin = Prop(c, compound=c, bare_head=False)
+        for ph in [ph for ph in p.phrases if ph.endswith(c)]:
+            twin.phrases[ph] = p.phrases.pop(ph)
+        occ = occurrences[c]
+        twin.count = len(occ)
+        twin.scenes = {s for _, s in occ}
+        twins.append(twin)
+    return twins
 
 
 def _present(tokens: list[str], i: int, key: str) -> bool:
@@ -466,6 +526,8 @@ def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
             continue
         sents = index.para_sentences(pi)
         for si in _sentences_with(index, pi).get(words[0], ()):  # only those with the first word
+            if p.twin_names and any(t in sents[si].lower() for t in p.twin_names):
+                continue  # "his SILVER BERETTA" is not a mention of the black one
             if _contains(sents[si], words):
                 p.mentions[scene] = (p.head, sents[si][:240])
                 break
@@ -505,6 +567,8 @@ def prop_name(p: Prop) -> str:
         if len(names) == 1 or names[0][1] > names[1][1]:
             return names[0][0].lower()
         return p.head
+    if p.compound:
+        return p.compound
     good = [
         (c, ph)
         for ph, c in p.phrases.items()
@@ -528,6 +592,6 @@ def prop_aliases(p: Prop, name: str) -> list[str]:
         if ph.lower() not in seen:
             seen.add(ph.lower())
             out.append(ph.lower() if ph.isupper() else ph)
-    if p.head not in seen:
+    if p.head not in seen and p.bare_head:
         out.append(p.head)
     return out[:8]
