@@ -255,3 +255,30 @@ def test_one_head_two_objects_are_two_props_and_a_compound_names_its_prop():
     assert "wedding ring" in props and "engagement ring" in props, sorted(props)
     # "the remote" and "a remote control": one prop, named by the fuller name
     assert "remote control" in props and "remote" not in props, sorted(props)
+
+
+BRANDS = """\
+Title: Brands
+
+EXT. GRAVEL LOT - DAY
+
+LOU (40s) leans on a battered old Ford pickup. A brown Unicorn lifts her Unicorn horn.
+
+LOU
+Get in.
+
+Lou checks her Nikon camera, then climbs into the truck.
+
+EXT. HIGHWAY - DAY
+
+The truck rattles past a billboard. Lou waves from the truck.
+"""
+
+
+def test_a_mixed_case_make_before_an_object_noun_is_a_branded_prop():
+    props = _props(BRANDS)
+    assert "ford pickup" in props and "nikon camera" in props, sorted(props)
+    # "the truck" is the pickup, not a second vehicle
+    assert "truck" in props["ford pickup"].aliases and "truck" not in props, sorted(props)
+    # a capitalised common word is no make
+    assert not [n for n in props if "unicorn" in n], sorted(props)

@@ -342,6 +342,12 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         if p.caps_span is None:
             p.caps_span = span
 
+    # 1b. branded objects: "a beat-up old Mazda pickup", "his Rolex watch"
+    for phrase, span_para in _brand_objects(index, char_words):
+        p = get(noun_key(phrase.split()[-1]))
+        p.caps[phrase.upper()] += 1
+        p.caps_spans.setdefault(phrase.upper(), span_para)
+
     # 2. handled objects (action only), then occurrences of every candidate noun
     compounds = {f"{a.lower()} {b.lower()}" for a, b in OBJECT_COMPOUNDS}
     compound_heads = {c.split()[-1] for c in compounds}
@@ -498,6 +504,34 @@ def _split_by_modifier(p: Prop, occurrences: dict, compounds: set[str]) -> list[
         twin.scenes = {s for _, s in occ}
         twins.append(twin)
     return twins
+
+
+_BRAND = re.compile(
+    r"\b(?:a|an|the|his|her|their|its|my|your|our)\s+(?:[a-z][a-z'\-]*\s+){0,3}"
+    r"((?:[A-Z][a-z][A-Za-z\-]*\s+){1,2}(?:[A-Z0-9][A-Za-z0-9]*\s+)?)([a-z]+)\b"
+)
+
+
+def _brand_objects(index: Index, char_words: set[str]):
+    """(phrase, span) of each object a capitalised name brands in action: a mixed-case make or
+    model after a determiner and right before a known object noun ("a beat-up old Mazda
+    pickup", "her Nikon camera"), not a character's name ("the Bloom car")."""
+    for pi, para in enumerate(index.paragraphs):
+        if para.kind != "action":
+            continue
+        for m in _BRAND.finditer(para.text):
+            noun = m.group(2)
+            if noun.upper() not in OBJECT_NOUNS or singular(noun.upper()) != noun.upper():
+                continue
+            brand = m.group(1).split()
+            # a name, not a capitalised common word ("her Unicorn horn", "the Red Cross van")
+            if any(w.upper() in char_words or w.upper() in DETERMINERS or w.upper() in ANIMALS
+                   or w.upper() in OBJECT_NOUNS or w.upper() in COLOURS or w.upper() in MATERIALS
+                   or is_person_word(w) for w in brand):
+                continue
+            phrase = " ".join([*brand, noun])
+            span = CapsSpan(phrase.split(), para.scene, pi, m.start(1), m.end(2), para.text)
+            yield phrase, span
 
 
 def _present(tokens: list[str], i: int, key: str) -> bool:
