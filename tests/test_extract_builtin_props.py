@@ -188,3 +188,97 @@ def test_all_caps_script_does_not_make_every_caps_word_a_prop():
 
 def test_no_cues_script_still_finds_the_handled_object():
     assert "bucket" in " ".join(_props(NO_CUES)), sorted(_props(NO_CUES))
+
+
+RECURRING = """\
+Title: Recurring Nouns
+
+INT. STUDY HALL - NIGHT
+
+Students sit among bags, books, pencils and notebooks. Omar dozes over his book.
+
+A lantern hangs over the table. Rain taps out the sound of a snare drum.
+
+OMAR
+Did you hear that?
+
+The lantern flickers. The rain makes snare drum sounds on the roof.
+
+EXT. YARD - NIGHT
+
+The lantern swings in the wind. Thunder rolls like a drum rhythm. More books pile up by the \
+door.
+
+OMAR
+Books everywhere.
+"""
+
+
+def test_a_recurring_word_is_not_a_prop_unless_the_action_keeps_showing_one_object():
+    props = _props(RECURRING)
+    # shown three times as one object: a prop
+    assert "lantern" in props, sorted(props)
+    # plurals in lists, the sound of a drum, drum rhythm, books talked about: not a story object
+    assert "book" not in props and "drum" not in props, sorted(props)
+
+
+TWINS = """\
+Title: Twins
+
+INT. HALLWAY - DAY
+
+Ada takes a RED UMBRELLA from the stand. Ben takes a BLUE UMBRELLA.
+
+ADA
+Mine is the red one.
+
+She opens the umbrella. Ben slips off his wedding ring and puts it in a bowl.
+
+INT. LIVING ROOM - NIGHT
+
+Ada grabs the remote and mutes the TV. She drops the remote on the couch.
+
+ADA
+Where's my engagement ring?
+
+Ben holds up her engagement ring. Ada picks up the remote control and switches it off.
+"""
+
+
+def test_one_head_two_objects_are_two_props_and_a_compound_names_its_prop():
+    props = _props(TWINS)
+    # two colours of one capitalised head: two objects; the bare noun stays with the first
+    assert "red umbrella" in props and "blue umbrella" in props, sorted(props)
+    assert "umbrella" in props["red umbrella"].aliases
+    assert "umbrella" not in props["blue umbrella"].aliases
+    # two two-word names of one noun: two rings
+    assert "wedding ring" in props and "engagement ring" in props, sorted(props)
+    # "the remote" and "a remote control": one prop, named by the fuller name
+    assert "remote control" in props and "remote" not in props, sorted(props)
+
+
+BRANDS = """\
+Title: Brands
+
+EXT. GRAVEL LOT - DAY
+
+LOU (40s) leans on a battered old Ford pickup. A brown Unicorn lifts her Unicorn horn.
+
+LOU
+Get in.
+
+Lou checks her Nikon camera, then climbs into the truck.
+
+EXT. HIGHWAY - DAY
+
+The truck rattles past a billboard. Lou waves from the truck.
+"""
+
+
+def test_a_mixed_case_make_before_an_object_noun_is_a_branded_prop():
+    props = _props(BRANDS)
+    assert "ford pickup" in props and "nikon camera" in props, sorted(props)
+    # "the truck" is the pickup, not a second vehicle
+    assert "truck" in props["ford pickup"].aliases and "truck" not in props, sorted(props)
+    # a capitalised common word is no make
+    assert not [n for n in props if "unicorn" in n], sorted(props)

@@ -40,7 +40,7 @@ from stage5cli.extract.builtin.props import (
     prop_name,
 )
 from stage5cli.extract.builtin.text import build_index
-from stage5cli.extract.merge import merge_assets
+from stage5cli.extract.merge import match_key, merge_assets
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.screenplay.model import Screenplay
 
@@ -142,8 +142,13 @@ def distill_builtin(
     come from pass 1, as in `extract_builtin`, so the same asset gets the same description;
     the user's `instructions` (`describe -i`) are appended as written."""
     index = build_index(sp)
-    names = [n for a in _pass1(index) if a.type == "character" for n in [a.name, *a.aliases]]
-    got = describe_all(index, [asset], style_name, character_names=names)[0]
+    found = _pass1(index)
+    names = [n for a in found if a.type == "character" for n in [a.name, *a.aliases]]
+    # the script's other props compete for their sentences as in extract: "his SILVER BERETTA"
+    # belongs to the silver one, not to the black Beretta being described
+    own = match_key(asset)
+    twins = [a for a in found if asset.type == "prop" == a.type and not match_key(a) & own]
+    got = describe_all(index, [asset, *twins], style_name, character_names=names)[0]
     guidance = " ".join((instructions or "").split())
     if guidance:
         if guidance[-1] not in ".!?":

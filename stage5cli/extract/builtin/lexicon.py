@@ -174,6 +174,7 @@ OBJECT_SYNONYMS = {
     "AEROPLANE": "AIRPLANE",
     "HANDGUN": "PISTOL",
     "PHOTOGRAPH": "PHOTO",
+    "PICKUP": "TRUCK",
 }
 
 # vehicles: a heading that names one (INT. PICKUP TRUCK, I/E. CAR) is a location and its prop

@@ -21,6 +21,7 @@ from stage5cli.extract.builtin.lexicon import (
     GROUP_WORDS,
     HANDLED_OK,
     HANDLING_VERBS,
+    MATERIALS,
     NOT_PROPS,
     NUMBER_WORDS,
     OBJECT_COMPOUNDS,
@@ -48,6 +49,9 @@ _VERB_CONTEXT = frozenset(
     "ALSO JUST DON'T DOESN'T DIDN'T WON'T CAN'T".split()
 )
 _ADJECTIVES = (COLOURS | SIZES | VISUAL_WORDS) - VISUAL_NOUNS - OBJECT_NOUNS
+# a noun right before one of these names what something sounds like, not a thing that is there
+# ("percussion brush sounds", "the metal brush rhythm", "a camera view")
+_SOUND_HEADS = frozenset("SOUND SOUNDS NOISE NOISES RHYTHM RHYTHMS TUNE VIEW".split())
 _ADVERBS = frozenset(
     "AGAIN AWAY BACK ASIDE TOGETHER OPEN CLOSED SHUT TIGHT TOO NOW THEN HERE THERE STILL EVEN "
     "ONLY FIRST LAST ONCE TWICE".split()
@@ -65,6 +69,10 @@ class Prop:
     count: int = 0  # noun occurrences in action and dialogue
     scenes: set[int] = field(default_factory=set)  # scenes with such an occurrence
     caps_span: CapsSpan | None = None
+    caps_spans: dict[str, CapsSpan] = field(default_factory=dict)  # first span of each caps name
+    compound: str = ""  # the two-word name the script gives it ("remote control", "wedding ring")
+    bare_head: bool = True  # the bare noun is one of its names (not for a split-off twin)
+    twin_names: tuple[str, ...] = ()  # the other objects of the same noun: not its mentions
     set_name: str = ""  # the location this prop also is: a vehicle used as a heading
 
 
@@ -330,8 +338,15 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         while len(words) > 2 and words[0] in SIZES:
             words = words[1:]
         p.caps[" ".join(words)] += 1
+        p.caps_spans.setdefault(" ".join(words), span)
         if p.caps_span is None:
             p.caps_span = span
+
+    # 1b. branded objects: "a beat-up old Mazda pickup", "his Rolex watch"
+    for phrase, span_para in _brand_objects(index, char_words):
+        p = get(noun_key(phrase.split()[-1]))
+        p.caps[phrase.upper()] += 1
+        p.caps_spans.setdefault(phrase.upper(), span_para)
 
     # 2. handled objects (action only), then occurrences of every candidate noun
     compounds = {f"{a.lower()} {b.lower()}" for a, b in OBJECT_COMPOUNDS}
@@ -353,12 +368,17 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                     singled.add(noun_key(phrase[-1]))
     wanted = _LEXICON_KEYS | compound_heads | set(props) | {h for h, _, _, _ in handled}
     occurrences: dict[str, list[tuple[int, int]]] = defaultdict(list)  # key -> (para, scene)
+    # key -> occurrences in action that name one object that is there: singular, not a modifier
+    # of a sound or view, not after "the sound of" ("books" in a list, "a camera view", "the
+    # sound of a percussion brush" are not the story's object)
+    present: Counter = Counter()
     synonyms_seen: dict[str, Counter] = defaultdict(Counter)  # "chopper" for helicopter
     for pi, tokens in enumerate(token_lists):
         scene = index.paragraphs[pi].scene
+        action = index.paragraphs[pi].kind == "action"
         prev = ""
         prev_key = ""
-        for t in tokens:
+        for ti, t in enumerate(tokens):
             if not t[0].isalpha():
                 prev, prev_key = t, ""
                 continue
@@ -370,8 +390,12 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                 if compound in compounds:  # "traffic lights": the pair names the thing
                     occurrences[compound].append((pi, scene))
                     occurrences[key].append((pi, scene))
+                    if action and _present(tokens, ti, key):
+                        present[compound] += 1
                 elif noun_like(t, key, prev):
                     occurrences[key].append((pi, scene))
+                    if action and _present(tokens, ti, key):
+                        present[key] += 1
             prev, prev_key = t, key
 
     for head, phrase, pi, scene in handled:
@@ -402,6 +426,11 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         known_object = key.upper() in OBJECT_NOUNS or key in compounds
         if p.caps:
             keep = True
+        elif known_object and not p.handled:
+            # only recurring: the action must keep showing one such object, not the word (a
+            # two-word object is already specific: twice is enough)
+            keep = p.count >= threshold and present[key] >= (2 if key in compounds
+                                                              else min(threshold, 3))
         elif known_object:
             # an object noun handled more than once or in more than one scene, or recurring
             keep = (
@@ -417,10 +446,110 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
             continue
         for word, n in synonyms_seen.get(key, {}).items():
             p.phrases[word] += n
-        _prop_mentions(index, p, occ)
+        twins = _split_by_modifier(p, occurrences, compounds)
+        _prop_mentions(index, p, occurrences.get(p.head, occ) if twins else occ)
         out.append(p)
+        for twin in twins:
+            _prop_mentions(index, twin, occurrences.get(twin.head, []))
+            out.append(twin)
     # a compound wins over its head word when both were kept ("traffic light" vs "light")
     return out
+
+
+def _distinct_modifiers(name: str) -> frozenset[str]:
+    return frozenset(w for w in name.upper().split()[:-1] if w in COLOURS or w in MATERIALS)
+
+
+def _split_by_modifier(p: Prop, occurrences: dict, compounds: set[str]) -> list[Prop]:
+    """One head noun, two objects: "a BLACK BERETTA" and "a SILVER BERETTA", "her engagement
+    ring" and "his wedding ring". Capitalised names whose colour or material words differ, and
+    two-word object names (compounds) that differ, are separate props; the bare noun ("the
+    Beretta", "the ring") stays with the first. A single compound names the prop ("the remote"
+    and "a remote control" are the remote control). Returns the twins split off `p`."""
+    twins: list[Prop] = []
+    if p.caps and not p.set_name:
+        names = list(p.caps_spans)  # in order of first appearance
+        kept = [names[0]] if names else []
+        for name in names[1:]:
+            mods = _distinct_modifiers(name)
+            if mods and all(mods != _distinct_modifiers(k) and _distinct_modifiers(k)
+                            for k in kept):
+                kept.append(name)
+        for name in kept[1:]:
+            twin = Prop(p.head, caps_span=p.caps_spans[name], bare_head=False)
+            twin.caps[name] = p.caps.pop(name)
+            twin.caps_spans[name] = p.caps_spans.pop(name)
+            for ph in [ph for ph in p.phrases if ph.endswith(name.lower())]:
+                twin.phrases[ph] = p.phrases.pop(ph)
+            twin.scenes = {twin.caps_span.scene}
+            twins.append(twin)
+        if twins:
+            p.caps_span = p.caps_spans[kept[0]]
+            for one in (p, *twins):
+                one.twin_names = tuple(k.lower() for k in kept if k not in one.caps)
+        return twins
+    if p.caps or " " in p.head:
+        return twins
+    found = sorted((occ[0], c) for c in compounds
+                   if p.head in c.split() and (occ := occurrences.get(c)))
+    if not found:
+        return twins
+    p.compound = found[0][1]
+    for _, c in found[1:]:
+        twin = Prop(c, compound=c, bare_head=False)
+        for ph in [ph for ph in p.phrases if ph.endswith(c)]:
+            twin.phrases[ph] = p.phrases.pop(ph)
+        occ = occurrences[c]
+        twin.count = len(occ)
+        twin.scenes = {s for _, s in occ}
+        twins.append(twin)
+    return twins
+
+
+_BRAND = re.compile(
+    r"\b(?:a|an|the|his|her|their|its|my|your|our)\s+(?:[a-z][a-z'\-]*\s+){0,3}"
+    r"((?:[A-Z][a-z][A-Za-z\-]*\s+){1,2}(?:[A-Z0-9][A-Za-z0-9]*\s+)?)([a-z]+)\b"
+)
+
+
+def _brand_objects(index: Index, char_words: set[str]):
+    """(phrase, span) of each object a capitalised name brands in action: a mixed-case make or
+    model after a determiner and right before a known object noun ("a beat-up old Mazda
+    pickup", "her Nikon camera"), not a character's name ("the Bloom car")."""
+    for pi, para in enumerate(index.paragraphs):
+        if para.kind != "action":
+            continue
+        for m in _BRAND.finditer(para.text):
+            noun = m.group(2)
+            if noun.upper() not in OBJECT_NOUNS or singular(noun.upper()) != noun.upper():
+                continue
+            brand = m.group(1).split()
+            # a name, not a capitalised common word ("her Unicorn horn", "the Red Cross van")
+            if any(w.upper() in char_words or w.upper() in DETERMINERS or w.upper() in ANIMALS
+                   or w.upper() in OBJECT_NOUNS or w.upper() in COLOURS or w.upper() in MATERIALS
+                   or is_person_word(w) for w in brand):
+                continue
+            phrase = " ".join([*brand, noun])
+            span = CapsSpan(phrase.split(), para.scene, pi, m.start(1), m.end(2), para.text)
+            yield phrase, span
+
+
+def _present(tokens: list[str], i: int, key: str) -> bool:
+    """Does tokens[i] (a noun occurrence of `key`) name one object that is there?"""
+    t = tokens[i]
+    if t.upper().endswith("'S") or (noun_key(t) == key and t.lower() != key
+                                     and singular(t.upper()) not in OBJECT_SYNONYMS):
+        return False  # a possessive ("the car's engine") or a plural ("books, papers")
+    nxt = tokens[i + 1].upper() if i + 1 < len(tokens) else ""
+    if nxt in _SOUND_HEADS:
+        return False
+    back = [w.upper() for w in tokens[max(0, i - 5) : i]]
+    for j in range(len(back) - 1, 0, -1):
+        if back[j] == "OF":
+            return back[j - 1] not in SOUND_CONTEXT  # "the sound of a percussion brush"
+        if not back[j][:1].isalpha():
+            break
+    return True
 
 
 def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
@@ -431,6 +560,8 @@ def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
             continue
         sents = index.para_sentences(pi)
         for si in _sentences_with(index, pi).get(words[0], ()):  # only those with the first word
+            if p.twin_names and any(t in sents[si].lower() for t in p.twin_names):
+                continue  # "his SILVER BERETTA" is not a mention of the black one
             if _contains(sents[si], words):
                 p.mentions[scene] = (p.head, sents[si][:240])
                 break
@@ -470,6 +601,8 @@ def prop_name(p: Prop) -> str:
         if len(names) == 1 or names[0][1] > names[1][1]:
             return names[0][0].lower()
         return p.head
+    if p.compound:
+        return p.compound
     good = [
         (c, ph)
         for ph, c in p.phrases.items()
@@ -493,6 +626,6 @@ def prop_aliases(p: Prop, name: str) -> list[str]:
         if ph.lower() not in seen:
             seen.add(ph.lower())
             out.append(ph.lower() if ph.isupper() else ph)
-    if p.head not in seen:
+    if p.head not in seen and p.bare_head:
         out.append(p.head)
     return out[:8]
