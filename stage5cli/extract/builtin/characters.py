@@ -7,6 +7,7 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
 
@@ -40,6 +41,7 @@ _DIGITS = re.compile(r"^\d+$")
 _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 
 
+@lru_cache(maxsize=1 << 17)  # pure; asked for every span and name, many times each
 def character_key(name: str) -> str:
     """Matching form of a character name: upper case, no leading article, no periods/possessive."""
     n = name.upper().replace("’", "'")
