@@ -57,6 +57,7 @@ _APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retire
 _INTRO_BEFORE = re.compile(
     r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
 )
+_GAP_BREAK = re.compile(r'[,;:!?"()\[\]]|--')  # what ends a run of capitalised words
 _CAPS_JOINERS = {"OF", "THE", "TO", "AND", "IN", "ON", "&", "A", "AN", "AT", "FOR", "WITH"}
 
 
@@ -276,24 +277,27 @@ def _split_caps(text: str, scene: int, para: int, standalone: bool) -> list[Caps
         run.clear()
 
     for m in words:
-        gap = text[last_end : m.start()]
-        quote_open ^= gap.count('"') % 2 == 1
-        paren_depth += gap.count("(") - gap.count(")")
+        start = m.start()
+        if start - last_end == 1 and text[last_end] == " ":
+            gap_breaks = False  # the common gap: one space (no quote, bracket or stop)
+        else:
+            gap = text[last_end:start]
+            quote_open ^= gap.count('"') % 2 == 1
+            paren_depth += gap.count("(") - gap.count(")")
+            gap_breaks = _GAP_BREAK.search(gap) is not None
         last_end = m.end()
         word = m.group(0)
-        breaking = (
-            any(ch in gap for ch in ',;:!?"()[]')
-            or "--" in gap
+        if run and (
+            gap_breaks
             or (
-                run
-                and run[-1].group(0).endswith(".")
+                run[-1].group(0).endswith(".")
                 and run[-1].group(0).upper() not in _ABBREV_SET
             )
-        )
-        if breaking:
+        ):
             flush()
         if quote_open or paren_depth > 0 or not is_caps_word(word):
-            flush()
+            if run:
+                flush()
             continue
         run.append(m)
     flush()
