@@ -562,8 +562,8 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
 
 
 def caps_neighbour(text: str, start: int, end: int) -> bool:
-    before = text[max(0, start - WINDOW) : start].rstrip().split(" ")[-1:] or [""]
-    after = text[end : end + WINDOW].lstrip().split(" ")[:1] or [""]
+    before = text[max(0, start - WINDOW) : start].rstrip().rsplit(" ", 1)[-1:] or [""]
+    after = text[end : end + WINDOW].lstrip().split(" ", 1)[:1] or [""]
     for w in (before[0], after[0]):
         w = w.strip(",.;:!?\"'()")
         if len(w) > 1 and w.isupper() and w not in DETERMINERS:
