@@ -132,6 +132,7 @@ _POSITION_LEADS = (
     "OFF",
 )
 _OF_PLACES = ("TOWN OF", "CITY OF", "VILLAGE OF")
+_LEADS = tuple(lead + " " for lead in _POSITION_LEADS + _OF_PLACES)
 # words that tell two otherwise equal places apart ("SCOTT'S NEW APARTMENT")
 _DISTINGUISHING = frozenset(
     """
@@ -203,6 +204,8 @@ def place_key(name: str) -> str:
     while changed:
         changed = False
         text = _strip_articles(text)
+        if not text.startswith(_LEADS):
+            break  # no lead to take off (what most names are)
         for lead in _POSITION_LEADS + _OF_PLACES:
             if text.startswith(lead + " ") and len(text) > len(lead) + 1:
                 text = text[len(lead) + 1 :]
@@ -400,9 +403,6 @@ def _merge(places: list[Place]) -> list[Place]:
         merged.scenes = dict(sorted(merged.scenes.items()))
         out.append(merged)
     return out
-
-
-_LEADS = tuple(lead + " " for lead in _POSITION_LEADS + _OF_PLACES)
 
 
 def _best_name(p: Place) -> str:
