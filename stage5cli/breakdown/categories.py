@@ -304,8 +304,10 @@ def _in(words: list[str], lexicon: frozenset[str]) -> bool:
 
 
 def _norm(name: str) -> str:
+    global _norm
     from stage5cli.extract.merge import norm_name
 
+    _norm = norm_name  # imported on first use (keeps imports light), then called directly
     return norm_name(name)
 
 

@@ -50,7 +50,8 @@ from stage5cli.screenplay.model import Screenplay
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["BuiltinExtractor", "distill_builtin", "extract_builtin", "find_assets"]
+__all__ = ["BuiltinExtractor", "collector_paused", "distill_builtin", "extract_builtin",
+           "find_assets"]
 
 
 _GC_LOCK = threading.Lock()
@@ -59,7 +60,7 @@ _GC_WAS_ENABLED = True
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """The passes make millions of small objects and almost no reference cycles: the cyclic
     collector, run every 700 allocations, took about a third of their time on a long script.
     It is paused while they run and resumed (as it was) when the last one ends."""
@@ -153,7 +154,7 @@ def _pass1(index) -> list[ExtractedAsset]:
 def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[ExtractedAsset]:
     """Both passes on a parsed script; deterministic, offline. Order: characters, locations,
     props, each by first scene."""
-    with _collector_paused():
+    with collector_paused():
         index = build_index(sp)
         assets = _pass1(index)
         names = [n for a in assets if a.type == "character" for n in [a.name, *a.aliases]]
