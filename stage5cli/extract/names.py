@@ -125,11 +125,14 @@ def norm_name(name: str) -> str:
     return text
 
 
+_POSSESSIVE_END = re.compile(r"'s$", re.IGNORECASE)
+
+
 @lru_cache(maxsize=1 << 17)
 def display_name(name: str) -> str:
     """A name as shown: extensions such as (V.O.) and a trailing possessive removed."""
     text = SPACES.sub(" ", PARENS.sub(" ", fold(name or ""))).strip()
-    text = re.sub(r"'s$", "", text, flags=re.IGNORECASE).strip()
+    text = _POSSESSIVE_END.sub("", text).strip()
     return text or (name or "").strip()
 
 
