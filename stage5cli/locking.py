@@ -12,11 +12,11 @@ from .project import Project
 
 def set_locked(project: Project, refs: list[str], locked: bool) -> list[str]:
     """Lock or unlock the named assets in one transaction; returns the names changed."""
-    if not locked and project.stage()["status"] == "locked":
-        raise BlockedError(
-            f"stage 5 is locked on branch {project.branch()['name']!r}: assets cannot be "
-            "unlocked; run stage5 branch create NAME to change anything")
     with atomic(project.db):  # what is locked now is read inside the transaction that locks
+        if not locked and project.stage()["status"] == "locked":
+            raise BlockedError(
+                f"stage 5 is locked on branch {project.branch()['name']!r}: assets cannot be "
+                "unlocked; run stage5 branch create NAME to change anything")
         if locked:
             project.require_draft("lock assets")
         rows = []
@@ -55,13 +55,14 @@ def lock_all(project: Project, *, generated_only: bool = False, strict: bool = F
     from .readiness import assess
 
     if generated_only:
-        project.require_draft("lock assets")
-        r = assess(project, allow_placeholder=allow_placeholder)
-        ok = {"ok", "placeholder"} if allow_placeholder else {"ok"}
-        targets = [a for a in r.assets if a.image_state in ok and not a.locked]
-        skipped = [a.name for a in r.assets if a.image_state == "placeholder" and not a.locked
-                   and not allow_placeholder]
-        names = set_locked(project, [str(a.id) for a in targets], True) if targets else []
+        with atomic(project.db):  # the targets are chosen inside the transaction that locks
+            project.require_draft("lock assets")
+            r = assess(project, allow_placeholder=allow_placeholder)
+            ok = {"ok", "placeholder"} if allow_placeholder else {"ok"}
+            targets = [a for a in r.assets if a.image_state in ok and not a.locked]
+            skipped = [a.name for a in r.assets if a.image_state == "placeholder"
+                       and not a.locked and not allow_placeholder]
+            names = set_locked(project, [str(a.id) for a in targets], True) if targets else []
         warnings = ([{"cause": "placeholder", "message": f"{len(skipped)} placeholder image "
                       "key(s) not locked", "fix": "pass --allow-placeholder",
                       "assets": skipped, "count": len(skipped)}] if skipped else [])

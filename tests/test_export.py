@@ -256,3 +256,58 @@ def test_exports_travel_and_use_the_umask(locked, cli, tmp_path):
         assert not p.is_absolute() and not str(p).startswith("/")
         img = moved / "exports" / p
         assert hashlib.sha256(img.read_bytes()).hexdigest() == item["image"]["sha256"]
+
+
+FILE_FORMATS = ["json", "yaml"]  # (the breakdown formats and fdx need an extracted script)
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_export_out_through_a_symlink_keeps_the_link(locked, cli, tmp_path, fmt):
+    """`export --out LINK` writes through a symlink to a file: the link stays a link and the
+    file it points at gets the export (issue 14: it used to be renamed over)."""
+    real = tmp_path / "kept" / f"real.{fmt}"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / f"link.{fmt}"
+    link.symlink_to(real)
+    r = cli("export", "--format", fmt, "--out", link, "-p", locked)
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    text = real.read_text(encoding="utf-8")
+    assert text != "old" and "MARA" in text.upper()
+    assert sorted(p.name for p in real.parent.iterdir()) == [real.name]  # no temp file left
+
+
+def _char_device(tmp_path: Path) -> Path:
+    import os
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (to write /dev/null or make a device node)")
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    except OSError as e:
+        pytest.skip(f"cannot make a device node here: {e}")
+    return node
+
+
+@pytest.mark.parametrize("where", ["dev-null", "own-device"])
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_export_out_to_a_device_writes_to_it_and_keeps_it_a_device(locked, cli, tmp_path,
+                                                                    where, fmt):
+    """`export --out /dev/null` succeeds and leaves /dev/null a character device (it used to
+    be replaced by a regular file when run as root)."""
+    import os
+    import stat
+
+    if where == "dev-null":
+        out = Path("/dev/null")
+        if os.geteuid() != 0 or not os.access(out, os.W_OK):
+            pytest.skip("needs root and a writable /dev/null")
+    else:
+        out = _char_device(tmp_path)
+    r = cli("export", "--format", fmt, "--out", out, "-p", locked)
+    assert r.exit_code == 0, r.output
+    assert stat.S_ISCHR(os.stat(out).st_mode)
+    assert sorted(p.name for p in out.parent.iterdir() if ".tmp" in p.name) == []

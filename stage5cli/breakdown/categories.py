@@ -304,8 +304,10 @@ def _in(words: list[str], lexicon: frozenset[str]) -> bool:
 
 
 def _norm(name: str) -> str:
+    global _norm
     from stage5cli.extract.merge import norm_name
 
+    _norm = norm_name  # imported on first use (keeps imports light), then called directly
     return norm_name(name)
 
 
@@ -458,9 +460,21 @@ def _prop_category(asset: ExtractedAsset, sp: Screenplay) -> str:
     return "props"
 
 
-def _location_info(asset: ExtractedAsset, sp: Screenplay) -> dict:
+def scenes_by_place(sp: Screenplay) -> dict[str, list]:
+    """Numbered scenes by the normalised form of their location, in script order (built once
+    per extraction: asking every location about every scene is quadratic)."""
+    out: dict[str, list] = {}
+    for s in sp.scenes:
+        if s.number > 0 and s.location:
+            out.setdefault(_norm(s.location), []).append(s)
+    return out
+
+
+def _location_info(asset: ExtractedAsset, sp: Screenplay,
+                   by_place: dict[str, list] | None = None) -> dict:
+    by_place = scenes_by_place(sp) if by_place is None else by_place
     keys = _keys(asset)
-    scenes = [s for s in sp.scenes if s.number > 0 and s.location and _norm(s.location) in keys]
+    scenes = [s for k in keys for s in by_place.get(k, ())]
     if not scenes:
         mentioned = {m.scene_number for m in asset.mentions}
         scenes = [s for s in sp.scenes if s.number in mentioned and s.number > 0]
@@ -477,7 +491,8 @@ def _location_category(info: dict) -> str:
 
 
 def assign_category(asset: ExtractedAsset, sp: Screenplay, *, cues: Counter | None = None,
-                    people: list[ExtractedAsset] | None = None) -> Assignment:
+                    people: list[ExtractedAsset] | None = None,
+                    by_place: dict[str, list] | None = None) -> Assignment:
     """The category of one extracted asset and its details.
 
     A category the asset already carries in `extra["category"]` (an LLM's pass-1 answer, or
@@ -494,7 +509,7 @@ def assign_category(asset: ExtractedAsset, sp: Screenplay, *, cues: Counter | No
         info = {"speaking": lines > 0, "lines": lines}
         rule = _character_category(asset, lines > 0)
     elif asset.type == "location":
-        info = _location_info(asset, sp)
+        info = _location_info(asset, sp, by_place)
         rule = _location_category(info)
     else:
         rule = _prop_category(asset, sp)
@@ -583,9 +598,10 @@ def finish_extraction(assets: list[ExtractedAsset], sp: Screenplay) -> list[Extr
         assets = [*tagged, *rest]
     cues = cue_counts(sp)
     people = [a for a in assets if a.type == "character"]
+    by_place = scenes_by_place(sp)
     out = []
     for a in assets:
-        got = assign_category(a, sp, cues=cues, people=people)
+        got = assign_category(a, sp, cues=cues, people=people, by_place=by_place)
         out.append(a.model_copy(update={"extra": {
             **a.extra, "category": got.category, "category_info": got.info,
             "category_source": got.source}}))

@@ -71,6 +71,8 @@ def _merge_mentions(groups: Iterable[Iterable[Mention]]) -> list[Mention]:
 
 def _canonical(members: list[ExtractedAsset]) -> str:
     """Most frequent spelling (by normalised form, then exact), ties to more words, longer."""
+    if len(members) == 1:  # the common case, and what the rules below give for one
+        return display_name(members[0].name)
     spellings = [display_name(a.name) for a in members]
     by_key = Counter(norm_name(s) for s in spellings)
     best_key = max(by_key, key=lambda k: (by_key[k], len(k.split()), len(k), k))

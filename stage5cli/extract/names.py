@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Hashable, Iterable
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from stage5cli.screenplay.scenes import (
@@ -98,6 +99,7 @@ def fold(text: str) -> str:
     return text.replace("–", "-").replace("—", "-")
 
 
+@lru_cache(maxsize=1 << 17)  # pure; a long script asks about the same names many times
 def norm_name(name: str) -> str:
     """The matching form of a name: lower case, no article, possessive, extension or punctuation.
 
@@ -123,10 +125,14 @@ def norm_name(name: str) -> str:
     return text
 
 
+_POSSESSIVE_END = re.compile(r"'s$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1 << 17)
 def display_name(name: str) -> str:
     """A name as shown: extensions such as (V.O.) and a trailing possessive removed."""
     text = SPACES.sub(" ", PARENS.sub(" ", fold(name or ""))).strip()
-    text = re.sub(r"'s$", "", text, flags=re.IGNORECASE).strip()
+    text = _POSSESSIVE_END.sub("", text).strip()
     return text or (name or "").strip()
 
 

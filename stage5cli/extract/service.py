@@ -21,6 +21,7 @@ from stage5cli.store import save_extraction, started_on
 from stage5cli.store.extracted import scrubbed
 
 from .base import MAX_SCRIPT_BYTES, ExtractionResult, LLMOptions
+from .builtin import collector_paused
 from .registry import for_options
 
 
@@ -72,17 +73,19 @@ def run(project: Project, script: Path, opts: LLMOptions,
     result = extractor.extract(sp, db=project.db, style_name=capsule.name, progress=progress)
     from stage5cli.breakdown.categories import finish_extraction
 
-    extracted = finish_extraction(
-        scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)
+    with collector_paused():  # thousands of assets copied and saved: no cycles to collect
+        extracted = finish_extraction(
+            scrubbed(result.assets, from_provider=extractor.extractor_id != "builtin"), sp)
     result.assets = extracted
     result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
     result.failures = [scrub(f) for f in result.failures]
     # a run with a failed pass did not look at everything: it marks nothing stale
-    report = save_extraction(project, extracted, extractor=extractor.extractor_id,
-                             model=extractor.model,
-                             script_path=script_relpath(project, script),
-                             script_sha256=sp.source.sha256, mark_stale=not result.failures,
-                             started=started)
+    with collector_paused():
+        report = save_extraction(project, extracted, extractor=extractor.extractor_id,
+                                 model=extractor.model,
+                                 script_path=script_relpath(project, script),
+                                 script_sha256=sp.source.sha256, mark_stale=not result.failures,
+                                 started=started)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}
     return ExtractOutcome(report=report, extractor=extractor.extractor_id, model=extractor.model,
                           counts=counts, result=result)

@@ -7,6 +7,7 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
 
@@ -48,6 +49,7 @@ _TITLED_ACTOR = re.compile(
 _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 
 
+@lru_cache(maxsize=1 << 17)  # pure; asked for every span and name, many times each
 def character_key(name: str) -> str:
     """Matching form of a character name: upper case, no leading article, no periods/possessive."""
     n = name.upper().replace("’", "'")
@@ -647,8 +649,8 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
 
 
 def caps_neighbour(text: str, start: int, end: int) -> bool:
-    before = text[max(0, start - WINDOW) : start].rstrip().split(" ")[-1:] or [""]
-    after = text[end : end + WINDOW].lstrip().split(" ")[:1] or [""]
+    before = text[max(0, start - WINDOW) : start].rstrip().rsplit(" ", 1)[-1:] or [""]
+    after = text[end : end + WINDOW].lstrip().split(" ", 1)[:1] or [""]
     for w in (before[0], after[0]):
         w = w.strip(",.;:!?\"'()")
         if len(w) > 1 and w.isupper() and w not in DETERMINERS:

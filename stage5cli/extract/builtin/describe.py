@@ -388,6 +388,7 @@ def _setting(index: Index, scenes: list[int]) -> str:
             ie[s.int_ext] += 1
         for t in (s.time_of_day or "").replace("/", "-").split("-"):
             t = t.strip().upper()
+            t_words = t.split()
             for core in (
                 "DAY",
                 "NIGHT",
@@ -402,7 +403,7 @@ def _setting(index: Index, scenes: list[int]) -> str:
                 "MAGIC HOUR",
                 "PRE-DAWN",
             ):
-                if core in t.split() or t == core:
+                if core in t_words or t == core:
                     times[core.lower()] += 1
                     break
     kinds = {

@@ -6,6 +6,8 @@ General screenplay vocabulary, not tuned to any one script. All entries are uppe
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -426,6 +428,7 @@ _VES_S = _words("GLOVES VALVES CURVES NERVES GROOVES SLEEVES STOVES DOVES MOVES 
 _ES_KEEP = _words("SHOES TOES HOES OBOES CANOES MOVIES COOKIES ZOMBIES HIPPIES")
 
 
+@lru_cache(maxsize=1 << 17)  # pure; the same words are asked about all through a script
 def singular(word: str) -> str:
     """The English singular of an upper- or lower-case noun (BARRELS -> BARREL, KNIVES -> KNIFE);
     the words that end in -s without being plurals stay whole (LENS, SERIES, THERMOS, CACTUS,
@@ -457,6 +460,7 @@ def singular(word: str) -> str:
     return w
 
 
+@lru_cache(maxsize=1 << 17)
 def is_person_word(word: str) -> bool:
     up = singular(word.upper().strip(".'"))
     return up in PERSON_NOUNS or (up.endswith(("MAN", "WOMAN")) and len(up) > 5)

@@ -132,6 +132,7 @@ _POSITION_LEADS = (
     "OFF",
 )
 _OF_PLACES = ("TOWN OF", "CITY OF", "VILLAGE OF")
+_LEADS = tuple(lead + " " for lead in _POSITION_LEADS + _OF_PLACES)
 # words that tell two otherwise equal places apart ("SCOTT'S NEW APARTMENT")
 _DISTINGUISHING = frozenset(
     """
@@ -203,6 +204,8 @@ def place_key(name: str) -> str:
     while changed:
         changed = False
         text = _strip_articles(text)
+        if not text.startswith(_LEADS):
+            break  # no lead to take off (what most names are)
         for lead in _POSITION_LEADS + _OF_PLACES:
             if text.startswith(lead + " ") and len(text) > len(lead) + 1:
                 text = text[len(lead) + 1 :]
@@ -212,6 +215,12 @@ def place_key(name: str) -> str:
 
 def split_location(location: str) -> tuple[str, list[str]] | None:
     """(display name, extra aliases) of a parsed heading location, or None for no place."""
+    got = _split_location(location)
+    return None if got is None else (got[0], list(got[1]))
+
+
+@lru_cache(maxsize=1 << 16)  # find_places asks about every heading twice
+def _split_location(location: str) -> tuple[str, tuple[str, ...]] | None:
     text = " ".join(location.upper().replace("’", "'").split())
     aliases: list[str] = []
 
@@ -234,7 +243,7 @@ def split_location(location: str) -> tuple[str, list[str]] | None:
     display = " - ".join(parts)
     if display in _NO_PLACE or place_key(display) in _NO_PLACE:
         return None
-    return display, aliases
+    return display, tuple(aliases)
 
 
 def _forced_words(location: str) -> list[str]:
@@ -398,7 +407,7 @@ def _merge(places: list[Place]) -> list[Place]:
 
 def _best_name(p: Place) -> str:
     def rank(name: str) -> tuple:
-        plain = not name.startswith(tuple(lead + " " for lead in _POSITION_LEADS + _OF_PLACES))
+        plain = not name.startswith(_LEADS)
         return (p.names[name], plain, -name.count("-"), -len(name), name)
 
     return max(p.names, key=rank)

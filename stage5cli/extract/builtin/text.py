@@ -57,6 +57,8 @@ _APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retire
 _INTRO_BEFORE = re.compile(
     r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
 )
+_GAP_BREAK = re.compile(r'[,;:!?"()\[\]]|--')  # what ends a run of capitalised words
+_INTRO_TAIL = 24  # > the longest phrase of _INTRO_BEFORE ("name is") and the \b before it
 _CAPS_JOINERS = {"OF", "THE", "TO", "AND", "IN", "ON", "&", "A", "AN", "AT", "FOR", "WITH"}
 
 
@@ -142,7 +144,7 @@ class CapsSpan:
 
     def det_before(self) -> bool:
         """A determiner or possessive right before the span (up to one lower-case word between)."""
-        prev = self.before.rstrip().split(" ")[-2:]
+        prev = self.before.rstrip().rsplit(" ", 2)[-2:]
         prev = [p.strip(",;:\"'(").upper() for p in prev if p]
         if not prev:
             return False
@@ -155,7 +157,7 @@ class CapsSpan:
         """A determiner or possessive before the span with, between them, only adjective-like
         words ("a long brass LIGHTER", "her dented RED THERMOS") or a container and "of"
         ("a wagon of SMUDGE POTS"); never in a sound context ("the noise of the ENGINES")."""
-        words = [w.strip(",;:\"'(").upper() for w in self.before.rstrip().split()[-5:]]
+        words = [w.strip(",;:\"'(").upper() for w in self.before.rsplit(None, 5)[-5:]]
         if not words or self.after.lstrip().startswith("!"):
             return False
         if any(w in SOUND_CONTEXT for w in words):
@@ -185,7 +187,8 @@ class CapsSpan:
         return bool(_APPOSITIVE_AFTER.match(self.after))
 
     def intro_before(self) -> bool:
-        return bool(_INTRO_BEFORE.search(self.before.rstrip()))
+        # the phrase ends the text: its last few characters (with the one before) are enough
+        return bool(_INTRO_BEFORE.search(self.before.rstrip()[-_INTRO_TAIL:]))
 
 
 @dataclass
@@ -276,24 +279,27 @@ def _split_caps(text: str, scene: int, para: int, standalone: bool) -> list[Caps
         run.clear()
 
     for m in words:
-        gap = text[last_end : m.start()]
-        quote_open ^= gap.count('"') % 2 == 1
-        paren_depth += gap.count("(") - gap.count(")")
+        start = m.start()
+        if start - last_end == 1 and text[last_end] == " ":
+            gap_breaks = False  # the common gap: one space (no quote, bracket or stop)
+        else:
+            gap = text[last_end:start]
+            quote_open ^= gap.count('"') % 2 == 1
+            paren_depth += gap.count("(") - gap.count(")")
+            gap_breaks = _GAP_BREAK.search(gap) is not None
         last_end = m.end()
         word = m.group(0)
-        breaking = (
-            any(ch in gap for ch in ',;:!?"()[]')
-            or "--" in gap
+        if run and (
+            gap_breaks
             or (
-                run
-                and run[-1].group(0).endswith(".")
+                run[-1].group(0).endswith(".")
                 and run[-1].group(0).upper() not in _ABBREV_SET
             )
-        )
-        if breaking:
+        ):
             flush()
         if quote_open or paren_depth > 0 or not is_caps_word(word):
-            flush()
+            if run:
+                flush()
             continue
         run.append(m)
     flush()
