@@ -1,4 +1,5 @@
-"""Rich renderings shared by several commands (tables, status panels)."""
+"""Rich renderings shared by several commands (tables, status panels); their tables come from
+cli.app.new_table, so that piped they need no Rich."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from typing import Any
 
 
 def render_status(con, data: dict[str, Any]) -> None:
-    from rich.table import Table
-
+    from stage5cli.cli.app import new_table as Table  # noqa: N813  (Rich's Table on a terminal)
     from stage5cli.safe_text import esc
 
     style = data["style"]
@@ -33,8 +33,7 @@ def render_status(con, data: dict[str, Any]) -> None:
 
 def render_blockers(con, blockers: list[dict], warnings: list[dict], limit: int = 25) -> None:
     """The grouped blockers and warnings: one row per cause with the one command that fixes it."""
-    from rich.table import Table
-
+    from stage5cli.cli.app import new_table as Table  # noqa: N813  (Rich's Table on a terminal)
     from stage5cli.safe_text import esc as escape
 
     for title, rows, colour in (("Blocks stage 5", blockers, "red"), ("Warnings", warnings, "yellow")):
