@@ -100,6 +100,7 @@ def connect(path: Path | str, *, create: bool = False) -> Database:
         if mode != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA recursive_triggers = ON")  # as sqlite_utils.Database sets it
     except sqlite3.DatabaseError as e:
         raise UsageError(f"{path} is not a usable SQLite database ({e})") from None
     _open_connections.append(conn)
