@@ -40,7 +40,7 @@ def loose(name: str) -> str:
 def name_key(name: str) -> str:
     """The normalised form two spellings of one name share (extract.merge.norm_name), accents
     folded as in `loose`."""
-    from stage5cli.extract.merge import norm_name
+    from stage5cli.extract.names import norm_name  # (merge re-exports it; names has no pydantic)
 
     return norm_name(loose(name))
 
