@@ -16,10 +16,19 @@ from typing import Any
 ASSET_TYPES: tuple[str, ...] = ("character", "prop", "location")
 
 
+class _Fields:
+    """`Record.model_fields`: field name -> dataclasses.Field, in order (pydantic's names)."""
+
+    def __get__(self, obj: Any, cls: type) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+
 class Record:
-    """Mixin for a `@dataclass`: `model_dump()` as a pydantic model has it."""
+    """Mixin for a `@dataclass`: `model_dump()` and `model_fields` as a pydantic model has
+    them."""
 
     __slots__ = ()
+    model_fields = _Fields()
 
     def model_dump(self, *, mode: str = "python") -> dict[str, Any]:  # noqa: ARG002
         return dataclasses.asdict(self)  # type: ignore[call-overload]
