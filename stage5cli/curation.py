@@ -66,8 +66,10 @@ def _dedupe(names: Iterable[str], drop: Iterable[str] = ()) -> list[str]:
 
 
 def show(project: Project, ref: str) -> AssetDetail:
-    """Everything about one asset (store.asset_detail)."""
-    return store.asset_detail(project, ref)
+    """Everything about one asset (readiness.asset_detail)."""
+    from .readiness import asset_detail
+
+    return asset_detail(project, ref)
 
 
 # ---- edit ----------------------------------------------------------------------------------

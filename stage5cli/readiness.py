@@ -31,6 +31,7 @@ from .provenance import source_sha256
 from .records import Record
 
 if TYPE_CHECKING:
+    from . import store
     from .project import Project
 
 ImageState = Literal["ok", "missing", "failed", "off-style", "stale", "placeholder"]
@@ -319,3 +320,33 @@ def list_views(project: Project, *, asset_type: str | None = None, conflicts_onl
 
     return store.list_views(project, asset_type=asset_type, conflicts_only=conflicts_only,
                             states=assess(project).by_id())
+
+
+def asset_detail(project: Project, ref: str) -> store.AssetDetail:
+    """`show` (store.AssetDetail): the asset `ref` names (id, name or alias), with its mentions,
+    its jobs and its image state assessed."""
+    from . import store
+    from .trash import project_file
+
+    def exists(rel: str | None) -> bool:
+        path = project_file(project, rel)
+        return bool(path and path.is_file())
+
+    row = store.resolve(project, ref)
+    mentions = store.mentions_of(project, row["id"])
+    jobs = store.jobs_of(project, row["id"])
+    base = view(project, row, sorted({m["scene_number"] for m in mentions}))
+    return store.AssetDetail(
+        **base.model_dump(),
+        image_exists=exists(row["image_key_url"]),
+        metadata=store.meta_of(row),
+        mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
+                                    context=m["context"]) for m in mentions],
+        jobs=[store.JobView(
+            id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
+            width=j["width"], height=j["height"], seed=j["seed"], image_path=j["image_path"],
+            image_exists=exists(j["image_path"]), error=j["error"], created_at=j["created_at"],
+            finished_at=j["finished_at"], prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
+              for j in jobs],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )

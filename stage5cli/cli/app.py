@@ -26,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from stage5cli.errors import EXIT_FAILED, EXIT_USAGE, Stage5Error
+from stage5cli.render import PlainTable, new_table, no_terminal  # noqa: F401  (new_table: for commands)
 from stage5cli.safe_text import esc, plain  # noqa: F401  (the output helpers every command uses)
 
 
@@ -236,73 +237,6 @@ def tsv(table: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-class PlainTable:
-    """A table as `new_table` makes it where stdout is not a terminal: title, columns and rows,
-    all that the TSV form needs, without importing Rich. On a terminal (`as_rich`) it becomes
-    the Rich Table it stands for, with the same arguments."""
-
-    class Column:
-        __slots__ = ("header", "kwargs", "_cells")
-
-        def __init__(self, header: str, kwargs: dict[str, Any]) -> None:
-            self.header, self.kwargs, self._cells = header, kwargs, []
-
-    def __init__(self, title: str | None = None, **kwargs: Any) -> None:
-        self.title, self.kwargs = title, kwargs
-        self.columns: list[PlainTable.Column] = []
-        self.rows: list[tuple[Any, ...]] = []
-        self.section = False
-
-    def add_column(self, header: str = "", **kwargs: Any) -> None:
-        self.columns.append(self.Column(header, kwargs))
-
-    def add_row(self, *cells: Any) -> None:
-        self.rows.append(cells)
-        for col, cell in zip(self.columns, cells, strict=False):
-            col._cells.append(cell)
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
-
-    def as_rich(self):
-        from rich.table import Table
-
-        t = Table(title=self.title, **self.kwargs)
-        for c in self.columns:
-            t.add_column(c.header, **c.kwargs)
-        for r in self.rows:
-            t.add_row(*r)
-        t.section = self.section
-        return t
-
-
-def _no_terminal(stream: Any) -> bool:
-    """True only where Rich would certainly find no terminal on `stream`: not a tty, no
-    variable that makes Rich assume one, not inside Jupyter/IPython."""
-    import builtins
-
-    if any(v in os.environ for v in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")):
-        return False
-    if hasattr(builtins, "get_ipython") or "idlelib" in sys.modules:
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return isatty is not None and not isatty()
-    except ValueError:  # a closed stream
-        return False
-
-
-def new_table(title: str | None = None, **kwargs: Any):
-    """A table for `console().print` with `title` as given (markup, already escaped): a Rich
-    Table on a terminal, a PlainTable (printed as TSV, no Rich) otherwise."""
-    if _no_terminal(sys.stdout):
-        return PlainTable(title, **kwargs)
-    from rich.table import Table
-
-    return Table(title=title, **kwargs)
-
-
 _MARKUP_TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")  # rich.markup.RE_TAGS
 
 
@@ -417,7 +351,7 @@ def console(*, lean: bool = False):
     """stdout: Rich on a terminal; plain text and TSV tables otherwise. `lean`: a command that
     prints only markup strings and `new_table`s (status, review, show) gets a PlainConsole
     there, so it never imports Rich (~30 ms); its output is the same."""
-    if lean and _no_terminal(sys.stdout):
+    if lean and no_terminal(sys.stdout):
         return PlainConsole()
     return _console_class()(soft_wrap=False, highlight=False)
 

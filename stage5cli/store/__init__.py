@@ -39,7 +39,6 @@ from .read import (
     MentionView,
     all_image_refs,
     as_extracted,
-    asset_detail,
     asset_view,
     by_ids,
     image_refs,
@@ -71,7 +70,7 @@ from .write import (
 __all__ = [
     "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetDetail", "AssetView",
     "JobView", "MentionView", "MovedOn", "check_started_on", "started_on",
-    "add_mentions", "all_image_refs", "as_extracted", "asset_detail", "asset_view", "by_ids", "check_alias",
+    "add_mentions", "all_image_refs", "as_extracted", "asset_view", "by_ids", "check_alias",
     "check_description", "check_name", "check_type", "delete_assets", "image_refs",
     "insert_asset", "jobs_of", "list_views", "mentions_of", "meta_of", "move_jobs",
     "move_mentions", "name_key", "own_fields", "owner", "quoted", "replace_mentions",

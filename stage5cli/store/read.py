@@ -226,34 +226,3 @@ class AssetDetail(AssetView):
     jobs: list[JobView]
     created_at: str
     updated_at: str
-
-
-def asset_detail(project: Project, ref: str) -> AssetDetail:
-    """`show`: the asset `ref` names (id, name or alias), its mentions, jobs and image state."""
-    from stage5cli import readiness
-    from stage5cli.trash import project_file
-
-    from .names import resolve
-
-    def exists(rel: str | None) -> bool:
-        path = project_file(project, rel)
-        return bool(path and path.is_file())
-
-    row = resolve(project, ref)
-    mentions = mentions_of(project, row["id"])
-    jobs = jobs_of(project, row["id"])
-    base = readiness.view(project, row, sorted({m["scene_number"] for m in mentions}))
-    return AssetDetail(
-        **base.model_dump(),
-        image_exists=exists(row["image_key_url"]),
-        metadata=meta_of(row),
-        mentions=[MentionView(scene_number=m["scene_number"], text=m["text"],
-                              context=m["context"]) for m in mentions],
-        jobs=[JobView(id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
-                      width=j["width"], height=j["height"], seed=j["seed"],
-                      image_path=j["image_path"], image_exists=exists(j["image_path"]),
-                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"],
-                      prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
-              for j in jobs],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-    )

@@ -49,7 +49,7 @@ def _brief(v) -> str:
 @app.command(rich_help_panel="Script and assets")
 def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) -> None:
     """Everything about one asset: description, aliases, metadata, mentions, images and jobs."""
-    from stage5cli.store import asset_detail  # (curation.show, without curation's imports)
+    from stage5cli.readiness import asset_detail  # (curation.show without curation's imports)
 
     d = asset_detail(open_project_opt(project), asset)
     if json_:
