@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import readiness, store
-from .db import atomic, loads, now
+from . import store
+from .db import atomic, now
 from .errors import Stage5Error, UsageError
 from .history import record
 from .models import ExtractedAsset
@@ -32,7 +32,6 @@ from .store import (
 from .trash import (
     image_files,
     move_files,
-    project_file,
     relative,
     still_referenced,
     trash_name,
@@ -45,31 +44,9 @@ EDITABLE = ("name", "type", "description", "aliases", "is_priority")
 # ---- views ---------------------------------------------------------------------------------
 
 
-class JobView(BaseModel):
-    id: int
-    status: str
-    backend: str
-    model: str | None
-    width: int
-    height: int
-    seed: int | None
-    image_path: str | None
-    image_exists: bool
-    error: str | None
-    created_at: str
-    finished_at: str | None
-    prompt: dict[str, Any] | None = None  # what was sent: tokens, limit, encoder, dropped
-
-
-class AssetDetail(store.AssetView):
-    """Everything about one asset (`show --json`)."""
-
-    image_exists: bool
-    metadata: dict[str, Any]
-    mentions: list[store.MentionView]
-    jobs: list[JobView]
-    created_at: str
-    updated_at: str
+# The views of `show` live in store.read (plain dataclasses: `show` never imports pydantic).
+JobView = store.JobView
+AssetDetail = store.AssetDetail
 
 
 # ---- small helpers -------------------------------------------------------------------------
@@ -88,30 +65,11 @@ def _dedupe(names: Iterable[str], drop: Iterable[str] = ()) -> list[str]:
 # ---- show ----------------------------------------------------------------------------------
 
 
-def _exists(project: Project, rel: str | None) -> bool:
-    path = project_file(project, rel)
-    return bool(path and path.is_file())
-
-
 def show(project: Project, ref: str) -> AssetDetail:
-    row = store.resolve(project, ref)
-    mentions = mentions_of(project, row["id"])
-    jobs = store.jobs_of(project, row["id"])
-    base = readiness.view(project, row, sorted({m["scene_number"] for m in mentions}))
-    return AssetDetail(
-        **base.model_dump(),
-        image_exists=_exists(project, row["image_key_url"]),
-        metadata=meta_of(row),
-        mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
-                                    context=m["context"]) for m in mentions],
-        jobs=[JobView(id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
-                      width=j["width"], height=j["height"], seed=j["seed"],
-                      image_path=j["image_path"], image_exists=_exists(project, j["image_path"]),
-                      error=j["error"], created_at=j["created_at"], finished_at=j["finished_at"],
-                      prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
-              for j in jobs],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-    )
+    """Everything about one asset (readiness.asset_detail)."""
+    from .readiness import asset_detail
+
+    return asset_detail(project, ref)
 
 
 # ---- edit ----------------------------------------------------------------------------------

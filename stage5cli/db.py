@@ -1,4 +1,4 @@
-"""Opening a project database: sqlite-utils with WAL, foreign keys and a busy timeout."""
+"""Opening a project database: WAL, foreign keys and a busy timeout; sqlite-utils on demand."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def _import_sqlite_utils():
     accept their types as column values, which stage5 never passes. While it loads, numpy and
     pandas are marked absent in sys.modules (sqlite-utils then skips them) unless something
     already imported them; the marks are removed at once, so a later `import numpy` (torch,
-    diffusers, litellm) works as usual. The one place stage5 imports sqlite-utils first; its
-    pluggy entry-point scan is skipped too (connect passes execute_plugins=False)."""
+    diffusers, litellm) works as usual. Its pluggy entry-point scan is skipped too (the
+    Database is made with execute_plugins=False)."""
     import sys
 
     if "sqlite_utils" in sys.modules:
@@ -35,7 +35,50 @@ def _import_sqlite_utils():
     return sqlite_utils
 
 
-sqlite_utils = _import_sqlite_utils()
+class Database:
+    """A project (or library) database: `execute`, `query`, `table_names` and `conn` straight
+    on the sqlite3 connection, as sqlite_utils.Database has them; everything else (`db[table]`,
+    `db.table(...)`, ...) is sqlite_utils.Database's own, made on first use over the same
+    connection. Commands that only read (status, review, show) never import sqlite-utils
+    (~50 ms)."""
+
+    __slots__ = ("conn", "_full")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._full = None
+
+    def execute(self, sql: str, parameters=None) -> sqlite3.Cursor:
+        if parameters is not None:
+            return self.conn.execute(sql, parameters)
+        return self.conn.execute(sql)
+
+    def query(self, sql: str, params=None) -> Iterator[dict]:
+        cursor = self.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row, strict=True))
+
+    def table_names(self, fts4: bool = False, fts5: bool = False) -> list[str]:
+        if fts4 or fts5:
+            return self.full.table_names(fts4=fts4, fts5=fts5)
+        return [r[0] for r in self.execute("select name from sqlite_master where type = 'table'")]
+
+    @property
+    def full(self):
+        """The sqlite_utils.Database over this connection (imported on first use)."""
+        if self._full is None:
+            self._full = _import_sqlite_utils().Database(self.conn, execute_plugins=False)
+        return self._full
+
+    def __getitem__(self, name: str):
+        return self.full[name]
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.full, name)
+
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -44,7 +87,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def connect(path: Path | str, *, create: bool = False) -> sqlite_utils.Database:
+def connect(path: Path | str, *, create: bool = False) -> Database:
     """Open `path` with the pragmas every stage5 connection uses (no migrations)."""
     path = Path(path)
     if not create and not path.is_file():
@@ -57,10 +100,11 @@ def connect(path: Path | str, *, create: bool = False) -> sqlite_utils.Database:
         if mode != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA recursive_triggers = ON")  # as sqlite_utils.Database sets it
     except sqlite3.DatabaseError as e:
         raise UsageError(f"{path} is not a usable SQLite database ({e})") from None
     _open_connections.append(conn)
-    return sqlite_utils.Database(conn, execute_plugins=False)
+    return Database(conn)
 
 
 # Connections opened by this process; the CLI closes them when a command ends (so a
@@ -80,7 +124,7 @@ def close_all() -> None:
 
 
 @contextmanager
-def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def atomic(db: Database) -> Iterator[Database]:
     """One write transaction (BEGIN IMMEDIATE), rolled back on any exception.
 
     Nested use joins the outer transaction through a SAVEPOINT.

@@ -13,10 +13,12 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from . import files, migrations, store
 from .db import atomic, connect, dumps, loads, now

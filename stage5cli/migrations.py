@@ -12,13 +12,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from .db import atomic, now
 from .errors import UsageError
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 TABLE = "_stage5_migrations"  # in every stage5 database, a project's or the library's
 
 

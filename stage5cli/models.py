@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .records import ASSET_TYPES  # noqa: F401  (defined without pydantic for the read path)
+
 AssetType = Literal["character", "prop", "location"]
-ASSET_TYPES: tuple[str, ...] = ("character", "prop", "location")
 
 
 # ---- LLM response schemas (keys exactly as the prompts ask for them) -------------------------

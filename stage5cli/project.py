@@ -7,14 +7,16 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .styles import StyleCapsule
 
 from . import migrations
 from .db import atomic, connect, dumps, loads, now
 from .errors import BlockedError, NotFoundError, Stage5Error, UsageError
-from .styles import StyleCapsule, builtin_styles, suggest
 
 DB_NAME = "stage5.db"
 IMAGES = "images"
@@ -61,12 +63,21 @@ class Project:
 
     # ---- the style lock ----------------------------------------------------------------------
     def locked_style(self, branch_id: int | None = None) -> tuple[dict, StyleCapsule] | None:
+        row = self.locked_style_row(branch_id)
+        if row is None:
+            return None
+        from .styles import StyleCapsule
+
+        # The snapshot rules: the body stored at lock time, never the YAML file as it is now.
+        return row, StyleCapsule.model_validate(loads(row["body"]))
+
+    def locked_style_row(self, branch_id: int | None = None) -> dict[str, Any] | None:
+        """The locked style's style_capsules row (id, style_id, name, sha256, body), without
+        validating its body into a StyleCapsule (pydantic): for the commands that only read."""
         sid = self.stage(branch_id)["locked_visual_style_capsule_id"]
         if sid is None:
             return None
-        row = next(self.db.query("SELECT * FROM style_capsules WHERE id = ?", [sid]))
-        # The snapshot rules: the body stored at lock time, never the YAML file as it is now.
-        return row, StyleCapsule.model_validate(loads(row["body"]))
+        return next(self.db.query("SELECT * FROM style_capsules WHERE id = ?", [sid]))
 
     def require_style(self) -> tuple[dict, StyleCapsule]:
         found = self.locked_style()
@@ -186,6 +197,8 @@ def init_project(directory: str | Path | None) -> tuple[Project, bool]:
 def imported_styles(project: Project | None) -> dict[str, StyleCapsule]:
     if project is None:
         return {}
+    from .styles import StyleCapsule
+
     return {
         r["style_id"]: StyleCapsule.model_validate(loads(r["body"]))
         for r in project.db.query("SELECT * FROM imported_styles ORDER BY style_id")
@@ -194,6 +207,8 @@ def imported_styles(project: Project | None) -> dict[str, StyleCapsule]:
 
 def available_styles(project: Project | None) -> dict[str, tuple[StyleCapsule, str]]:
     """id -> (capsule, origin) where origin is 'built-in' or 'imported'."""
+    from .styles import builtin_styles
+
     found = {k: (v, "built-in") for k, v in builtin_styles().items()}
     found.update({k: (v, "imported") for k, v in imported_styles(project).items()})
     return found
@@ -203,11 +218,13 @@ def find_style(project: Project | None, style_id: str) -> StyleCapsule:
     styles = available_styles(project)
     if style_id in styles:
         return styles[style_id][0]
+    from .styles import suggest
+
     raise NotFoundError(f"unknown style {style_id!r}{suggest(style_id, list(styles))}")
 
 
 def import_style(project: Project, path: Path) -> StyleCapsule:
-    from .styles import load_yaml_file
+    from .styles import builtin_styles, load_yaml_file
 
     project.require_draft("import a style")
     capsule = load_yaml_file(path)
@@ -297,6 +314,8 @@ def _branch_by_name(project: Project, name: str) -> dict[str, Any]:
     rows = list(project.db.query("SELECT * FROM branches WHERE name = ?", [name]))
     if not rows:
         names = [r["name"] for r in project.db.query("SELECT name FROM branches")]
+        from .styles import suggest
+
         raise NotFoundError(f"no branch named {name!r}{suggest(name, names)}")
     return rows[0]
 

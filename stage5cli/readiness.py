@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, Field
 
 from .db import loads
 from .provenance import source_sha256
+from .records import Record
 
 if TYPE_CHECKING:
+    from . import store
     from .project import Project
 
 ImageState = Literal["ok", "missing", "failed", "off-style", "stale", "placeholder"]
@@ -39,7 +40,12 @@ IMAGE_STATES: tuple[str, ...] = ("ok", "missing", "failed", "off-style", "stale"
 PLACEHOLDER = "placeholder"
 
 
-class AssetReadiness(BaseModel):
+# Plain dataclasses (records.Record: `model_dump()` as before), not pydantic: status, review and
+# show build them for every asset and never parse outside input into them.
+
+
+@dataclass(slots=True, kw_only=True)
+class AssetReadiness(Record):
     id: int
     name: str
     type: str
@@ -58,18 +64,20 @@ class AssetReadiness(BaseModel):
         return self.image_state in ("ok", PLACEHOLDER)
 
 
-class Group(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Group(Record):
     """One cause, the assets it concerns and the one command that fixes them all."""
 
     cause: str  # no-style | no-assets | missing | failed | off-style | stale | placeholder |
     #             conflicts | not-in-script
     message: str  # "12 assets have no image"
     fix: str  # "stage5 generate --missing"
-    assets: list[str] = Field(default_factory=list)
+    assets: list[str] = field(default_factory=list)
     count: int = 0
 
 
-class TypeCounts(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class TypeCounts(Record):
     total: int = 0
     with_image: int = 0  # a current image in the locked style (ok + placeholder)
     ok: int = 0
@@ -81,7 +89,8 @@ class TypeCounts(BaseModel):
     stale: int = 0  # not found in the latest script (the extraction's "stale")
 
 
-class Readiness(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Readiness(Record):
     branch: str
     stage_status: str  # draft | locked
     style_id: str | None
@@ -134,8 +143,10 @@ def _style_sha(project: Project, style_row_id: int | None) -> str | None:
     return found[0] if found else None
 
 
-def asset_state(project: Project, row: dict, *, style: tuple[dict, object] | None,
+def asset_state(project: Project, row: dict, *, style: dict | tuple[dict, object] | None,
                 last_job_failed: bool) -> AssetReadiness:
+    """`style`: the locked style's row (Project.locked_style_row), or Project.locked_style()'s
+    (row, capsule); None: no style is locked."""
     meta = loads(row["metadata"], {})
     rel = row["image_key_url"]
     backend = row.get("image_backend")
@@ -149,7 +160,7 @@ def asset_state(project: Project, row: dict, *, style: tuple[dict, object] | Non
     else:
         if backend is None:
             backend = _backend_from_png(project, rel)
-        style_row = style[0] if style else None
+        style_row = style[0] if isinstance(style, tuple) else style
         stored = row.get("image_source_sha256")
         made_in = _style_sha(project, row["visual_style_capsule_id"])  # the image's own style
         if style_row is not None and row["visual_style_capsule_id"] != style_row["id"]:
@@ -196,7 +207,7 @@ def assess(project: Project, *, allow_placeholder: bool = False, strict: bool = 
     from . import store
 
     st = project.stage()
-    style = project.locked_style()
+    style = project.locked_style_row()
     failed = failed_last(project)
     rows = store.rows(project)
     states = [asset_state(project, r, style=style, last_job_failed=r["id"] in failed)
@@ -262,8 +273,8 @@ def assess(project: Project, *, allow_placeholder: bool = False, strict: bool = 
                "assets were not found in the latest script"), f"stage5 remove {_names(m, 8)}")
     return Readiness(
         branch=project.branch()["name"], stage_status=st["status"],
-        style_id=style[0]["style_id"] if style else None,
-        style_sha256=style[0]["sha256"] if style else None,
+        style_id=style["style_id"] if style else None,
+        style_sha256=style["sha256"] if style else None,
         allow_placeholder=allow_placeholder, strict=strict, assets=states, counts=counts,
         blockers=block, warnings=warn)
 
@@ -272,7 +283,7 @@ def status(project: Project) -> dict[str, Any]:
     """`status --json`: branch, style, script, counts by type and what blocks stage 5, all read
     from readiness.assess (the same assessment lock-all, review and the contact sheet use)."""
     st = project.stage()
-    style = project.locked_style()
+    style = project.locked_style_row()
     r = assess(project)
     return {
         "project": str(project.root),
@@ -280,7 +291,7 @@ def status(project: Project) -> dict[str, Any]:
         "stage": st["stage"],
         "status": st["status"],
         "style": None if style is None else {
-            "id": style[0]["style_id"], "name": style[0]["name"], "sha256": style[0]["sha256"],
+            "id": style["style_id"], "name": style["name"], "sha256": style["sha256"],
             "locked_at": st["style_locked_at"],
         },
         "script": None if not st["script_path"] else {
@@ -298,7 +309,7 @@ def view(project: Project, row: dict[str, Any], scenes: list[int]):
     """One asset as printed (store.AssetView), with its image state assessed for this row."""
     from . import store
 
-    state = asset_state(project, row, style=project.locked_style(),
+    state = asset_state(project, row, style=project.locked_style_row(),
                         last_job_failed=row["id"] in failed_last(project))
     return store.view(row, scenes, state=state)
 
@@ -309,3 +320,33 @@ def list_views(project: Project, *, asset_type: str | None = None, conflicts_onl
 
     return store.list_views(project, asset_type=asset_type, conflicts_only=conflicts_only,
                             states=assess(project).by_id())
+
+
+def asset_detail(project: Project, ref: str) -> store.AssetDetail:
+    """`show` (store.AssetDetail): the asset `ref` names (id, name or alias), with its mentions,
+    its jobs and its image state assessed."""
+    from . import store
+    from .trash import project_file
+
+    def exists(rel: str | None) -> bool:
+        path = project_file(project, rel)
+        return bool(path and path.is_file())
+
+    row = store.resolve(project, ref)
+    mentions = store.mentions_of(project, row["id"])
+    jobs = store.jobs_of(project, row["id"])
+    base = view(project, row, sorted({m["scene_number"] for m in mentions}))
+    return store.AssetDetail(
+        **base.model_dump(),
+        image_exists=exists(row["image_key_url"]),
+        metadata=store.meta_of(row),
+        mentions=[store.MentionView(scene_number=m["scene_number"], text=m["text"],
+                                    context=m["context"]) for m in mentions],
+        jobs=[store.JobView(
+            id=j["id"], status=j["status"], backend=j["backend"], model=j["model"],
+            width=j["width"], height=j["height"], seed=j["seed"], image_path=j["image_path"],
+            image_exists=exists(j["image_path"]), error=j["error"], created_at=j["created_at"],
+            finished_at=j["finished_at"], prompt=(loads(j["metadata"], {}) or {}).get("prompt"))
+              for j in jobs],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )

@@ -23,9 +23,11 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from stage5cli.models import ExtractedAsset, Mention
-from stage5cli.screenplay.model import Screenplay
+if TYPE_CHECKING:  # (pydantic models: imported where used, so `review` never loads pydantic)
+    from stage5cli.models import ExtractedAsset
+    from stage5cli.screenplay.model import Screenplay
 
 __all__ = [
     "CATEGORIES", "CATEGORY_IDS", "Category", "Assignment", "assign_category", "by_id",
@@ -539,6 +541,8 @@ def _clip(text: str, limit: int = 300) -> str:
 
 def script_tag_assets(sp: Screenplay) -> list[ExtractedAsset]:
     """The assets the script's own tags make: category, aliases and mentions from the tags."""
+    from stage5cli.models import ExtractedAsset, Mention
+
     out: list[ExtractedAsset] = []
     for tag in sp.tags or []:
         if not tag.spans:

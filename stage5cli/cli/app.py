@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from stage5cli.errors import EXIT_FAILED, EXIT_USAGE, Stage5Error
+from stage5cli.render import PlainTable, new_table, no_terminal  # noqa: F401  (new_table: for commands)
 from stage5cli.safe_text import esc, plain  # noqa: F401  (the output helpers every command uses)
 
 
@@ -213,6 +215,8 @@ def _root(
 # truncation and no box drawing: each table is tab-separated rows with a header row first.
 
 def _cell_text(cell: Any) -> str:
+    if isinstance(cell, str) and (text := markup_plain(cell)) is not None:
+        return " ".join(text.split())  # what Rich makes of it, without Rich (markup_plain)
     from rich.text import Text
 
     if isinstance(cell, Text):
@@ -233,6 +237,85 @@ def tsv(table: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+_MARKUP_TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")  # rich.markup.RE_TAGS
+
+
+def markup_plain(text: str) -> str | None:
+    """`text` (Rich markup) as Rich prints it where there is no terminal: the tags dropped.
+    `:emoji:` codes are replaced as Rich does (its own small replacer, not rich.console).
+    None where only Rich can say: a backslash escape, a tab, a control character, a closing
+    tag that closes nothing (Rich's error)."""
+    if "\\" in text or not text.replace("\n", "").isprintable():
+        return None
+    if ":" in text:
+        from rich._emoji_replace import _emoji_replace as emoji
+    else:
+        def emoji(segment: str) -> str:
+            return segment
+    if "[" not in text:
+        return emoji(text)
+    out: list[str] = []
+    pos = 0
+    open_tags: list[str] = []
+    for m in _MARKUP_TAG.finditer(text):
+        out.append(emoji(text[pos:m.start()]))
+        pos = m.end()
+        name = m.group(3).partition("=")[0].strip()
+        if not name.startswith("/"):
+            open_tags.append(name.lower())
+        elif not name[1:].strip():
+            if not open_tags:
+                return None
+            open_tags.pop()
+        elif name[1:].strip().lower() in open_tags:
+            closing = name[1:].strip().lower()
+            del open_tags[len(open_tags) - 1 - open_tags[::-1].index(closing)]
+        else:
+            return None
+    out.append(emoji(text[pos:]))
+    return "".join(out)
+
+
+class PlainConsole:
+    """console(lean=True) where stdout is not a terminal: the same bytes as the Rich console
+    below prints there (plain text, TSV tables), without importing Rich; anything it cannot
+    vouch for (other objects or options, markup only Rich can read) goes to that console."""
+
+    is_terminal = False
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+        self.started = False
+        self._rich: Any = None
+
+    @property
+    def file(self):
+        return sys.stderr if self.stderr else sys.stdout
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if len(objects) == 1 and not kwargs.keys() - {"overflow", "highlight", "soft_wrap"}:
+            obj = objects[0]
+            if isinstance(obj, PlainTable):
+                if (self.started or obj.section) and obj.title:
+                    self.file.write(f"# {_cell_text(obj.title)}\n")
+                self.file.write(tsv(obj))
+                self.file.flush()
+                self.started = True
+                return
+            text = markup_plain(obj) if isinstance(obj, str) else None
+            if text is not None:
+                self.file.write(text + "\n")
+                self.file.flush()
+                self.started = True
+                return
+        if self._rich is None:
+            self._rich = _console_class()(stderr=self.stderr, soft_wrap=self.stderr,
+                                          highlight=False)
+        self._rich.started = self.started
+        self._rich.print(*objects, **kwargs)
+        self.started = self._rich.started
+
+
 def _console_class():
     from rich.console import Console
     from rich.table import Table
@@ -244,12 +327,13 @@ def _console_class():
 
         def print(self, *objects: Any, **kwargs: Any) -> None:
             if self.is_terminal:
+                objects = tuple(o.as_rich() if isinstance(o, PlainTable) else o for o in objects)
                 return super().print(*objects, **kwargs)
             kwargs.setdefault("soft_wrap", True)
             kwargs.setdefault("highlight", False)
             kwargs.pop("overflow", None)
             for obj in objects:
-                if isinstance(obj, Table):
+                if isinstance(obj, Table | PlainTable):
                     # a table that follows other output, or is one section of several
                     # (status, lock-all's blockers), says what it is: `# title`
                     if (self.started or getattr(obj, "section", False)) and obj.title:
@@ -263,8 +347,12 @@ def _console_class():
     return Out
 
 
-def console():
-    """stdout: Rich on a terminal; plain text and TSV tables otherwise."""
+def console(*, lean: bool = False):
+    """stdout: Rich on a terminal; plain text and TSV tables otherwise. `lean`: a command that
+    prints only markup strings and `new_table`s (status, review, show) gets a PlainConsole
+    there, so it never imports Rich (~30 ms); its output is the same."""
+    if lean and no_terminal(sys.stdout):
+        return PlainConsole()
     return _console_class()(soft_wrap=False, highlight=False)
 
 

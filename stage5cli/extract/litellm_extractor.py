@@ -15,9 +15,10 @@ import asyncio
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from stage5cli.errors import Stage5Error, UsageError
 from stage5cli.extract.base import ConflictFix, ExtractionResult, Extractor, LLMOptions, Progress

@@ -31,9 +31,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import cache
 from string import Template
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from stage5cli.db import atomic, dumps, now
 from stage5cli.errors import Stage5Error, UsageError

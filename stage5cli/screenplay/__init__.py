@@ -12,10 +12,29 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stage5cli.errors import NotFoundError, UsageError
-from stage5cli.screenplay.fountain import parse_fountain
-from stage5cli.screenplay.model import Element, Scene, Screenplay, Source, TitleEntry
+
+if TYPE_CHECKING:
+    from stage5cli.screenplay.fountain import parse_fountain
+    from stage5cli.screenplay.model import Element, Scene, Screenplay, Source, TitleEntry
+
+# The model (pydantic) and the Fountain parser load on first use, so that a module that needs
+# only the heading vocabulary (screenplay.scenes, via extract.names) leaves pydantic unloaded:
+# `stage5 show` resolves names with it.
+_LAZY = {"parse_fountain": "fountain", "Element": "model", "Scene": "model",
+         "Screenplay": "model", "Source": "model", "TitleEntry": "model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"stage5cli.screenplay.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Element",
@@ -85,7 +104,11 @@ def loads(data: bytes, *, name: str = "<bytes>", fmt: str | None = None) -> Scre
 
             sp = parse_plain(text)
         else:
+            from stage5cli.screenplay.fountain import parse_fountain
+
             sp = parse_fountain(text)
+    from stage5cli.screenplay.model import Source
+
     sp.source = Source(path=None if name == "<bytes>" else name, format=fmt, sha256=sha, encoding=encoding)
     return sp
 

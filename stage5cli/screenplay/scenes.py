@@ -11,8 +11,10 @@ extractor's place rules use it.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from stage5cli.screenplay.model import Screenplay
+if TYPE_CHECKING:
+    from stage5cli.screenplay.model import Screenplay
 
 _PREFIX = re.compile(
     r"\s*(?P<p>INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|INT|EXT|EST|I\s*/\s*E|E\s*/\s*I)(?:\.|(?=[\s\-,/])|$)[\s\-]*",
@@ -170,6 +172,8 @@ def assemble(title: list[dict], elements: list[dict], *, fmt: str) -> Screenplay
     elif elements:
         scenes.append({"number": 0, "heading": "", "line": elements[0].get("line", 0),
                        "element_range": (0, len(elements)), "location": ""})
+    from stage5cli.screenplay.model import Screenplay
+
     return Screenplay.model_validate(
         {"title_page": title, "scenes": scenes, "elements": elements, "source": {"format": fmt}}
     )

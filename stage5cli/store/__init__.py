@@ -33,7 +33,9 @@ from .names import (
     resolve,
 )
 from .read import (
+    AssetDetail,
     AssetView,
+    JobView,
     MentionView,
     all_image_refs,
     as_extracted,
@@ -66,8 +68,8 @@ from .write import (
 )
 
 __all__ = [
-    "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetView",
-    "MentionView", "MovedOn", "check_started_on", "started_on",
+    "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetDetail", "AssetView",
+    "JobView", "MentionView", "MovedOn", "check_started_on", "started_on",
     "add_mentions", "all_image_refs", "as_extracted", "asset_view", "by_ids", "check_alias",
     "check_description", "check_name", "check_type", "delete_assets", "image_refs",
     "insert_asset", "jobs_of", "list_views", "mentions_of", "meta_of", "move_jobs",

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stage5cli.db import atomic
 from stage5cli.errors import BlockedError
-from stage5cli.models import ExtractedAsset
 from stage5cli.project import Project
 
 from .names import name_key
 from .read import mentions_of, meta_of, rows
 from .write import insert_asset, replace_mentions, snapshot, update_asset
+
+if TYPE_CHECKING:
+    from stage5cli.models import ExtractedAsset
 
 CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
 MAX_ALIASES = 50  # aliases kept per asset from one extraction (a model can answer thousands)

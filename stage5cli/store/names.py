@@ -8,9 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from stage5cli.errors import BlockedError, NotFoundError, UsageError
-from stage5cli.models import ASSET_TYPES
 from stage5cli.project import Project
-from stage5cli.styles import suggest
+from stage5cli.records import ASSET_TYPES
 
 from .read import meta_of, rows, type_error
 
@@ -41,7 +40,7 @@ def loose(name: str) -> str:
 def name_key(name: str) -> str:
     """The normalised form two spellings of one name share (extract.merge.norm_name), accents
     folded as in `loose`."""
-    from stage5cli.extract.merge import norm_name
+    from stage5cli.extract.names import norm_name  # (merge re-exports it; names has no pydantic)
 
     return norm_name(loose(name))
 
@@ -85,6 +84,8 @@ def resolve(project: Project, ref: str) -> dict[str, Any]:
     names = [r["name"] for r in all_rows]
     for r in all_rows:
         names.extend(meta_of(r).get("aliases", []))
+    from stage5cli.styles import suggest
+
     hint = suggest(ref, names) or ("; the project has no assets yet" if not all_rows else "")
     raise NotFoundError(f"no asset named {ref!r}{hint}")
 

@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from stage5cli.db import loads
 from stage5cli.errors import UsageError
-from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
 from stage5cli.project import Project
+from stage5cli.records import ASSET_TYPES, Record
+
+if TYPE_CHECKING:
+    from stage5cli.models import ExtractedAsset
 
 
-class AssetView(BaseModel):
+# Plain dataclasses (records.Record: `model_dump()` as a pydantic model gives it), so that
+# review and show never import pydantic; they are made from the database, never from input.
+
+
+@dataclass(kw_only=True)
+class AssetView(Record):
     """One asset as `review --json`, `show --json` and `export` print it."""
 
     id: int
@@ -38,10 +45,11 @@ class AssetView(BaseModel):
     # from readiness.assess: ok | missing | failed | off-style | stale | placeholder
     image_state: str | None = None
     image_backend: str | None = None  # what made the image key (placeholder, diffusers, api)
-    category_info: dict = {}
+    category_info: dict = field(default_factory=dict)
 
 
-class MentionView(BaseModel):
+@dataclass(kw_only=True)
+class MentionView(Record):
     scene_number: int
     text: str
     context: str
@@ -56,17 +64,20 @@ def view(row: dict[str, Any], scenes: list[int], *, state: Any = None) -> AssetV
     """One asset as printed; its image state comes from `state` (a readiness.AssetReadiness:
     readiness.view and readiness.list_views assess it)."""
     meta = meta_of(row)
+    confidence = meta.get("confidence_score")
     return AssetView(
         id=row["id"], name=row["name"], type=row["asset_type"],
-        aliases=meta.get("aliases", []), description=row["description"] or "",
-        confidence_score=meta.get("confidence_score"), is_priority=bool(meta.get("is_priority")),
+        aliases=list(meta.get("aliases", [])), description=row["description"] or "",
+        confidence_score=None if confidence is None else float(confidence),
+        is_priority=bool(meta.get("is_priority")),
         has_conflicts=bool(meta.get("has_conflicts")),
         conflict_details=meta.get("conflict_details") or "", scenes=scenes,
         image_key_url=row["image_key_url"], image_prompt=row["image_prompt"],
         locked=bool(row["locked"]), origin=row["origin"], stale=bool(row["stale"]),
-        user_fields=meta.get("user_fields", []), extractor=meta.get("extractor"),
+        user_fields=list(meta.get("user_fields", [])), extractor=meta.get("extractor"),
         model=meta.get("model"),
-        category=_category(meta, row["asset_type"]), category_info=meta.get("category_info") or {},
+        category=_category(meta, row["asset_type"]),
+        category_info=dict(meta.get("category_info") or {}),
         image_state=None if state is None else state.image_state,
         image_backend=None if state is None else state.image_backend,
     )
@@ -171,6 +182,8 @@ def list_views(project: Project, *, asset_type: str | None = None,
 
 def as_extracted(project: Project, row: dict[str, Any]) -> ExtractedAsset:
     """A stored asset in the shape an extractor hands over (for describe and conflicts)."""
+    from stage5cli.models import ExtractedAsset, Mention
+
     meta = meta_of(row)
     return ExtractedAsset(
         name=row["name"], type=row["asset_type"], aliases=list(meta.get("aliases", [])),
@@ -181,3 +194,35 @@ def as_extracted(project: Project, row: dict[str, Any]) -> ExtractedAsset:
         is_priority=bool(meta.get("is_priority")), has_conflicts=bool(meta.get("has_conflicts")),
         conflict_details=meta.get("conflict_details") or "",
     )
+
+
+# ---- one asset in full (`show`) -------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class JobView(Record):
+    id: int
+    status: str
+    backend: str
+    model: str | None
+    width: int
+    height: int
+    seed: int | None
+    image_path: str | None
+    image_exists: bool
+    error: str | None
+    created_at: str
+    finished_at: str | None
+    prompt: dict[str, Any] | None = None  # what was sent: tokens, limit, encoder, dropped
+
+
+@dataclass(kw_only=True)
+class AssetDetail(AssetView):
+    """Everything about one asset (`show --json`)."""
+
+    image_exists: bool
+    metadata: dict[str, Any]
+    mentions: list[MentionView]
+    jobs: list[JobView]
+    created_at: str
+    updated_at: str

@@ -18,6 +18,7 @@ from stage5cli.cli.app import (
     app,
     confirm,
     console,
+    new_table,
     open_project_opt,
     print_json,
 )
@@ -48,15 +49,13 @@ def _brief(v) -> str:
 @app.command(rich_help_panel="Script and assets")
 def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) -> None:
     """Everything about one asset: description, aliases, metadata, mentions, images and jobs."""
-    from stage5cli import curation
+    from stage5cli.readiness import asset_detail  # (curation.show without curation's imports)
 
-    d = curation.show(open_project_opt(project), asset)
+    d = asset_detail(open_project_opt(project), asset)
     if json_:
         print_json(d.model_dump(mode="json"))
         return
-    from rich.table import Table
-
-    con = console()
+    con = console(lean=True)
     con.print(_brief(d))
     con.print(f"[bold]aliases[/] {_e(', '.join(d.aliases) or '-')}")
     conf = "-" if d.confidence_score is None else f"{d.confidence_score:.2f}"
@@ -79,14 +78,14 @@ def show(asset: AssetArg, project: ProjectOpt = None, json_: JsonOpt = False) ->
     if sent and sent.get("limit"):
         con.print(f"[bold]prompt[/] {sent.get('count')}/{sent['limit']} {_e(sent.get('unit'))} "
                   f"({_e(sent.get('encoder'))}); left out: {_e('; '.join(sent.get('dropped') or []) or 'nothing')}")
-    t = Table(title=f"Mentions ({len(d.mentions)} in scenes {_e(', '.join(map(str, d.scenes)) or '-')})")
+    t = new_table(f"Mentions ({len(d.mentions)} in scenes {_e(', '.join(map(str, d.scenes)) or '-')})")
     for col in ("scene", "text", "context"):
         t.add_column(col, overflow="fold")
     for m in d.mentions:
         t.add_row(str(m.scene_number), _e(m.text), _e(m.context))
     con.print(t)
     if d.jobs:
-        j = Table(title="Image jobs")
+        j = new_table("Image jobs")
         for col in ("id", "status", "backend", "model", "size", "seed", "image", "finished"):
             j.add_column(col)
         for job in d.jobs:

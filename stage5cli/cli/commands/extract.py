@@ -16,6 +16,7 @@ from stage5cli.cli.app import (
     console,
     err_console,
     esc,
+    new_table,
     open_project_opt,
     print_json,
 )
@@ -195,9 +196,7 @@ def review(
     if json_:
         print_json([v.model_dump(mode="json") for v in views])
         return
-    from rich.table import Table
-
-    t = Table(title=f"Assets ({len(views)})")
+    t = new_table(f"Assets ({len(views)})")
     for col in ("id", "name", "type", "category", "aliases", "scenes", "conf.", "prio", "conflict", "image", "locked"):
         t.add_column(col, overflow="fold")
     for v in views:
@@ -207,4 +206,4 @@ def review(
                   "" if v.confidence_score is None else f"{v.confidence_score:.2f}",
                   "★" if v.is_priority else "", "[red]yes[/]" if v.has_conflicts else "",
                   _image_cell(v.image_state), "🔒" if v.locked else "")
-    console().print(t)
+    console(lean=True).print(t)

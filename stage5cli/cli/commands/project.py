@@ -55,7 +55,7 @@ def status(
     else:
         from stage5cli.render import render_status
 
-        render_status(console(), data)
+        render_status(console(lean=True), data)
     if check and data["status"] != "locked":
         if not json_:
             reasons = "; ".join(f"{b['message']}: {b['fix']}" for b in data["blockers"][:3]
