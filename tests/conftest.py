@@ -46,6 +46,27 @@ class Runner:
                                   catch_exceptions=False)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, worker_id) -> Path:
+    """The tiny random-weight Stable Diffusion pipeline (tests/tiny_pipeline.py), saved once per
+    test session and shared read-only by every diffusers test: building it costs seconds. Under
+    xdist the first worker builds it in the shared temporary root; the others wait on a lock."""
+    pytest.importorskip("diffusers")
+    from tests.tiny_pipeline import save_tiny_pipeline
+
+    if worker_id == "master":  # not under xdist
+        return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "model")
+    from filelock import FileLock  # (comes with huggingface_hub, which diffusers needs)
+
+    root = tmp_path_factory.getbasetemp().parent  # shared by the workers of this session
+    model, done = root / "tiny-sd" / "model", root / "tiny-sd" / "done"
+    with FileLock(str(root / "tiny-sd.lock")):
+        if not done.exists():
+            save_tiny_pipeline(model)
+            done.touch()
+    return model
+
+
 @pytest.fixture
 def cli() -> Runner:
     return Runner()
