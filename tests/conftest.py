@@ -24,6 +24,23 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, so that under xdist (`-n 2`) the long ones start early and the workers
+    finish together instead of one worker running a long test alone at the end. Modules with a
+    `slow` test come first and, inside each module, its slow tests; a module's tests stay
+    together, so a module-scoped fixture (a Ray instance, a loaded pipeline) is set up once."""
+    slow_files = {it.nodeid.split("::")[0] for it in items if it.get_closest_marker("slow")}
+    first = {}  # each file's first position, to keep the collection order of files otherwise
+    for i, it in enumerate(items):
+        first.setdefault(it.nodeid.split("::")[0], i)
+
+    def key(it):
+        f = it.nodeid.split("::")[0]
+        return f not in slow_files, first[f], it.get_closest_marker("slow") is None
+
+    items.sort(key=key)  # stable: the collection order within each group
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("stage5-home")
