@@ -24,6 +24,28 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+# Files whose tests one xdist worker runs, all of them: they share a module-scoped fixture that
+# takes seconds to start (the local Ray instance), which two workers would each start.
+ONE_WORKER_FILES = {"tests/test_batch_ray.py"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under `-n` with the default `--dist load`: each test is its own unit of work, handed to
+    whichever worker is free (as `load` does), except ONE_WORKER_FILES, one unit each.
+    (`--dist loadgroup` would do this with xdist_group marks, but xdist 3.8 renames the test ids
+    through an attribute pytest 9 no longer reads, so its groups are silently ignored.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return path if path in ONE_WORKER_FILES else nodeid
+
+    return OneWorkerFiles(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first, so that under xdist (`-n 2`) the long ones start early and the workers
     finish together instead of one worker running a long test alone at the end. Modules with a

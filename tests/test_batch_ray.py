@@ -47,9 +47,6 @@ try:
 except ImportError:
     HAVE_RAY = False
 
-# One worker runs this module under xdist (`--dist loadgroup`): one local Ray instance, not two.
-pytestmark = pytest.mark.xdist_group("ray")
-
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="the ray extra is not installed "
                                "(pip install 'stage5[ray]'; make test installs it)")
 
