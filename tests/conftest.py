@@ -24,6 +24,45 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+# Files whose tests one xdist worker runs, all of them: they share a module-scoped fixture that
+# takes seconds to start (the local Ray instance), which two workers would each start.
+ONE_WORKER_FILES = {"tests/test_batch_ray.py"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under `-n` with the default `--dist load`: each test is its own unit of work, handed to
+    whichever worker is free (as `load` does), except ONE_WORKER_FILES, one unit each.
+    (`--dist loadgroup` would do this with xdist_group marks, but xdist 3.8 renames the test ids
+    through an attribute pytest 9 no longer reads, so its groups are silently ignored.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return path if path in ONE_WORKER_FILES else nodeid
+
+    return OneWorkerFiles(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, so that under xdist (`-n 2`) the long ones start early and the workers
+    finish together instead of one worker running a long test alone at the end. Modules with a
+    `slow` test come first and, inside each module, its slow tests; a module's tests stay
+    together, so a module-scoped fixture (a Ray instance, a loaded pipeline) is set up once."""
+    slow_files = {it.nodeid.split("::")[0] for it in items if it.get_closest_marker("slow")}
+    first = {}  # each file's first position, to keep the collection order of files otherwise
+    for i, it in enumerate(items):
+        first.setdefault(it.nodeid.split("::")[0], i)
+
+    def key(it):
+        f = it.nodeid.split("::")[0]
+        return f not in slow_files, first[f], it.get_closest_marker("slow") is None
+
+    items.sort(key=key)  # stable: the collection order within each group
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("stage5-home")
@@ -44,6 +83,27 @@ class Runner:
     def __call__(self, *args: str | os.PathLike, input: str | None = None, env: dict | None = None):
         return self.runner.invoke(app, [str(a) for a in args], input=input, env=env,
                                   catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, worker_id) -> Path:
+    """The tiny random-weight Stable Diffusion pipeline (tests/tiny_pipeline.py), saved once per
+    test session and shared read-only by every diffusers test: building it costs seconds. Under
+    xdist the first worker builds it in the shared temporary root; the others wait on a lock."""
+    pytest.importorskip("diffusers")
+    from tests.tiny_pipeline import save_tiny_pipeline
+
+    if worker_id == "master":  # not under xdist
+        return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "model")
+    from filelock import FileLock  # (comes with huggingface_hub, which diffusers needs)
+
+    root = tmp_path_factory.getbasetemp().parent  # shared by the workers of this session
+    model, done = root / "tiny-sd" / "model", root / "tiny-sd" / "done"
+    with FileLock(str(root / "tiny-sd.lock")):
+        if not done.exists():
+            save_tiny_pipeline(model)
+            done.touch()
+    return model
 
 
 @pytest.fixture

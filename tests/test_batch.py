@@ -467,11 +467,8 @@ def test_llm_requests_share_one_cap_across_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_diffusers_pipeline_loads_once_per_worker(tmp_path_factory, tmp_path):
-    pytest.importorskip("diffusers")
-    from tests.tiny_pipeline import save_tiny_pipeline
-
-    model = save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "model")
+def test_diffusers_pipeline_loads_once_per_worker(tiny_model, tmp_path):
+    model = tiny_model
     style = tmp_path / "fast.yaml"
     text = (EXAMPLES / "styles" / "harbour-ink.yaml").read_text()
     style.write_text(text.replace("id: harbour-ink", "id: fast-ink").replace("steps: 28", "steps: 1"))

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -199,6 +200,15 @@ def test_one_cap_across_ray_tasks_a_dead_task_frees_its_slots_and_a_dead_actor_f
     assert ray.get(caps2.release_holder.remote("dead")) == 2
     assert ray.get(hammer.remote(caps2, "next", 2, 0.0))  # the cap is whole again
     ray.kill(caps2)
+    deadline = time.monotonic() + 60  # ray.kill is asynchronous: wait until the actor is gone
+    while time.monotonic() < deadline:
+        try:
+            ray.get(caps2.stats.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            break
+        except ray.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.05)
     with pytest.raises(br.CapsLost, match="run the same command again"):
         br.Gate(caps2, "llm", "late").acquire(True, 0.2)
 

@@ -41,6 +41,7 @@ def _kill_when(proc: subprocess.Popen, db, sql: str, at_least: int, timeout: flo
     proc.wait()
 
 
+@pytest.mark.slow
 def test_kill_9_during_generation_then_resume(styled):
     add_assets(styled, _many(150))
     db = styled / "stage5.db"
@@ -67,6 +68,7 @@ def test_kill_9_during_generation_then_resume(styled):
     assert not list((styled / "images").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_project(styled):
     add_assets(styled, _many(90))
     gen = subprocess.Popen([*STAGE5, "generate", "--all", "-p", str(styled)],
@@ -96,6 +98,7 @@ def test_two_processes_on_one_project(styled):
                         "AND locked = 0").fetchone()[0] == 0
 
 
+@pytest.mark.slow
 def test_kill_9_during_llm_extraction_then_resume(styled, tmp_path):
     """Nothing is half-written; answers received before the kill are reused on the re-run."""
     from tests.fake_llm import FakeLLM

@@ -145,13 +145,11 @@ def test_jobs_listing(styled, cli):
 
 
 @pytest.mark.slow
-def test_diffusers_backend_from_the_cli(styled, cli, tmp_path_factory):
+def test_diffusers_backend_from_the_cli(styled, cli, tiny_model):
     """The real diffusers path end to end through the CLI, on a tiny random-weight pipeline."""
     import torch
 
-    from tests.tiny_pipeline import save_tiny_pipeline
-
-    model = save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+    model = tiny_model
     add_assets(styled, TRIO)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -54,13 +54,6 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from tests.tiny_pipeline import save_tiny_pipeline
-
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "model")
-
-
-@pytest.fixture(scope="module")
 def backend(tiny_model):
     b = get_backend("diffusers", model=str(tiny_model))
     yield b

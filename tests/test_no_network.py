@@ -4,6 +4,14 @@ sockets refuse (and record) any connection that is not to 127.0.0.1, attempts no
 The guard is a sitecustomize.py on PYTHONPATH: it wraps socket.socket.connect and
 socket.getaddrinfo. LITELLM_LOCAL_MODEL_COST_MAP is removed from the environment, so the test
 fails if any path imports litellm without stage5cli.litellm_env setting it first.
+
+The commands run one after another in ONE subprocess (DRIVER: the Typer app per command, as
+`python -m stage5cli` would run it), so litellm is imported once, not once per command. Only the
+first import of litellm would fetch the price list, so the driver also checks every later one:
+before each command it removes LITELLM_LOCAL_MODEL_COST_MAP again, and an import hook logs any
+`import litellm` / `from litellm... import` made by stage5 code while the variable is unset
+(what would have fetched in a fresh process). Batch workers forked from the driver inherit both
+guards and write to the same log.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -47,6 +56,37 @@ def getaddrinfo(host, *a, **k):
 socket.getaddrinfo = getaddrinfo
 '''
 
+DRIVER = r'''
+import builtins, json, os, sys, traceback
+
+_LOG = os.environ["STAGE5_NET_LOG"]
+_import = builtins.__import__
+def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__") or ""
+    if (level == 0 and (name == "litellm" or name.startswith("litellm."))
+            and importer.split(".")[0] == "stage5cli"
+            and not os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")):
+        with open(_LOG, "a", encoding="utf-8") as f:
+            f.write(f"{importer} imported {name} without LITELLM_LOCAL_MODEL_COST_MAP\n")
+    return _import(name, globals, locals, fromlist, level)
+builtins.__import__ = _guarded_import
+
+from typer.testing import CliRunner
+from stage5cli.cli import app
+
+out = sys.stdout  # the protocol: one JSON line in (the arguments), one JSON line out
+for line in sys.stdin:
+    args = json.loads(line)
+    os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)  # as in a fresh `stage5` process
+    r = CliRunner().invoke(app, args, prog_name="stage5", catch_exceptions=True)
+    err = r.stderr
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        err += "".join(traceback.format_exception(r.exception))
+    out.write("RESULT " + json.dumps({"returncode": r.exit_code, "stdout": r.stdout,
+                                      "stderr": err}) + "\n")
+    out.flush()
+'''
+
 
 @pytest.mark.slow
 def test_no_litellm_command_touches_the_network(tmp_path):
@@ -66,28 +106,47 @@ def test_no_litellm_command_touches_the_network(tmp_path):
     scripts.mkdir()
     (scripts / script.name).write_bytes(script.read_bytes())
 
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "stage5cli", *args], env=env, text=True,
-                           capture_output=True, timeout=300)
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    watchdog = threading.Timer(300, driver.kill)  # a hung command fails the test, not CI
+    watchdog.start()
+
+    def run(*args: str, ok: bool = True) -> dict:
+        driver.stdin.write(json.dumps(list(args)) + "\n")
+        driver.stdin.flush()
+        for line in driver.stdout:  # (anything else printed to the real stdout is skipped)
+            if line.startswith("RESULT "):
+                r = json.loads(line[len("RESULT "):])
+                break
+        else:
+            raise AssertionError(f"the driver died during {args}")
         if ok:
-            assert r.returncode == 0, (args, r.stdout, r.stderr)
-        assert "Traceback" not in r.stderr, r.stderr
+            assert r["returncode"] == 0, (args, r["stdout"], r["stderr"])
+        assert "Traceback" not in r["stderr"], r["stderr"]
         return r
 
-    with FakeLLM() as llm:
-        base = llm.api_base
-        run("init", str(proj))
-        run("style", "lock", "film-noir", "-p", str(proj))
-        run("extract", str(script), "-p", str(proj), "--model", "openai/fake", "--api-base", base)
-        asset = json.loads(run("review", "-p", str(proj), "--json").stdout)[0]["name"]
-        run("describe", asset, "-p", str(proj), "--model", "openai/fake", "--api-base", base)
-        run("conflicts", asset, "--suggest", "-p", str(proj), "--model", "openai/fake",
-            "--api-base", base, ok=False)
-        run("generate", "--all", "--backend", "api", "--model", "openai/dall-e-3", "--dry-run",
-            "-p", str(proj))
-        run("doctor", "--model", "openai/gpt-4o-mini", ok=False)
-        run("batch", str(scripts), "--style", "film-noir", "--out", str(tmp_path / "out"),
-            "--model", "openai/fake", "--api-base", base, "--jobs", "1")
+    try:
+        with FakeLLM() as llm:
+            base = llm.api_base
+            run("init", str(proj))
+            run("style", "lock", "film-noir", "-p", str(proj))
+            run("extract", str(script), "-p", str(proj), "--model", "openai/fake", "--api-base", base)
+            asset = json.loads(run("review", "-p", str(proj), "--json")["stdout"])[0]["name"]
+            run("describe", asset, "-p", str(proj), "--model", "openai/fake", "--api-base", base)
+            run("conflicts", asset, "--suggest", "-p", str(proj), "--model", "openai/fake",
+                "--api-base", base, ok=False)
+            run("generate", "--all", "--backend", "api", "--model", "openai/dall-e-3", "--dry-run",
+                "-p", str(proj))
+            run("doctor", "--model", "openai/gpt-4o-mini", ok=False)
+            run("batch", str(scripts), "--style", "film-noir", "--out", str(tmp_path / "out"),
+                "--model", "openai/fake", "--api-base", base, "--jobs", "1")
+            driver.stdin.close()
+            assert driver.wait(timeout=60) == 0
+    finally:
+        watchdog.cancel()
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
     attempts = log.read_text()
     assert attempts == "", f"network attempted:\n{attempts}"
 

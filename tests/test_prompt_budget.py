@@ -81,6 +81,7 @@ def test_every_vendored_corpus_asset_fits_the_clip_window_with_every_style_term(
     assert _check_corpus(VENDORED_CORPUS) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not beside this clone")
 def test_every_shared_corpus_asset_fits_the_clip_window_with_every_style_term():
     assert _check_corpus(CORPUS) > 300

@@ -128,6 +128,7 @@ def _png_reply(req) -> Reply:
     return Reply(200, {"created": 1, "data": [{"b64_json": base64.b64encode(buf.getvalue()).decode()}]})
 
 
+@pytest.mark.slow
 def test_undo_refuses_a_generate_still_running_in_another_process(styled, cli):
     assert cli("add", "OLD LAMP", "--type", "prop", "-p", styled).exit_code == 0
     gate = threading.Event()
@@ -156,6 +157,7 @@ def test_undo_refuses_a_generate_still_running_in_another_process(styled, cli):
     assert cli("undo", "--yes", "-p", styled).exit_code == 0
 
 
+@pytest.mark.slow
 def test_extract_refuses_to_save_into_a_branch_switched_to_meanwhile(styled, cli, tmp_path):
     script = tmp_path / "s.fountain"
     script.write_text("INT. KITCHEN - NIGHT\n\nMARA lights the BRASS LANTERN.\n\nMARA\nStay.\n")
