@@ -22,6 +22,7 @@ from stage5cli.screenplay.scenes import (
     CONTINUITY_TAGS,
     TIME_FILLER_WORDS,
     TIME_WORDS,
+    has_heading_prefix,
     split_heading,
 )
 
@@ -109,7 +110,8 @@ def norm_name(name: str) -> str:
     raw = fold(name or "")
     text = PARENS.sub(" ", raw)
     text = SPACES.sub(" ", text).strip()
-    int_ext, location, _, _ = split_heading(text)  # the parser's own heading rules
+    # the parser's own heading rules (only a text with an INT./EXT. prefix has an int_ext)
+    int_ext, location = split_heading(text)[:2] if has_heading_prefix(text) else (None, "")
     text = location if int_ext is not None and location else TIME_SUFFIX.sub("", text)
     text = text.lower()
     text = _POSSESSIVE.sub("", text)

@@ -80,6 +80,11 @@ def is_time_of_day(segment: str) -> bool:
     return core
 
 
+def has_heading_prefix(text: str) -> bool:
+    """Does the text open with INT./EXT./EST./I/E (split_heading would find an int_ext)?"""
+    return _PREFIX.match(text) is not None
+
+
 def split_heading(heading: str) -> tuple[str | None, str, str | None, list[str]]:
     """(int_ext, location, time_of_day, tags) of a scene heading's text (scene number removed)."""
     int_ext = None
