@@ -29,6 +29,7 @@ needs_shared = pytest.mark.skipif(
 ONE_WORKER_FILES = {"tests/test_batch_ray.py"}
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) without xdist
 def pytest_xdist_make_scheduler(config, log):
     """Under `-n` with the default `--dist load`: each test is its own unit of work, handed to
     whichever worker is free (as `load` does), except ONE_WORKER_FILES, one unit each.
