@@ -297,7 +297,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     # after a lower-case "the" or mid-sentence, the noun is a name, not a species.
     epithets: dict[str, list[bool]] = defaultdict(list)
     for p in index.paragraphs:
-        if p.kind == "action" and "he " in p.text:
+        if p.kind == "action" and ("the " in p.text or "The " in p.text):
             for m in _EPITHET.finditer(p.text):
                 if m.group(2).upper() in ANIMALS:
                     mid = m.group(1) == "the" or p.text[:m.start()].rstrip()[-1:].isalnum()
@@ -386,7 +386,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     # capitalised surname followed by a present-tense verb is someone on screen ("a Dr. Seuss
     # book", "Dr. Seuss on you" and every mention in dialogue are not).
     for p in index.paragraphs:
-        if p.kind != "action" or "." not in p.text and " " not in p.text:
+        if p.kind != "action":
             continue
         for m in _TITLED_ACTOR.finditer(p.text):
             name = " ".join(m.group("name").split())
@@ -398,7 +398,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             if '"' in p.text and in_quotes(p.text, m.start()):
                 continue
             if any(is_person_word(t) or t in OBJECT_NOUNS for t in toks):
-                continue  # "Officer Friendly" is fine, "Dr. Nurse" or "Captain Hook" prop is not
+                continue  # a common noun after the title is no surname: "Captain Boat", "Dr. Nurse"
             c = get(key)
             c.names[up] += 1
 

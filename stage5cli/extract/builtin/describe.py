@@ -204,6 +204,7 @@ def _pronoun_followers(following: list[str], people: re.Pattern | None,
     return out
 
 
+_CLAUSE_PUNCT = re.compile(r"\s*(?:[,;]|--|—|–)\s*")
 _TRAILING_JOINERS = re.compile(
     r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|than|with|beside|to|at|"
     r"by|of|for|from|on|in|the|a|an|his|her|their))+\s*$")
@@ -216,13 +217,12 @@ def _before_others(sentence: str, people: re.Pattern | None, own_forms: set[str]
     others = [m for m in people.finditer(sentence) if m.group(0) not in own_forms] if people else []
     if not others:
         return sentence
-    cut = _TRAILING_JOINERS.sub("", sentence[: others[0].start()])
-    cut = re.sub(r"\s+to\s+[a-z]+$", "", cut)
+    cut = _trim_tail(sentence[: others[0].start()])
     if len(cut.split()) < 3:
         return ""
     # the clauses after the one naming someone else go on about us: "with her bare back to
     # Edward, squeezing the water out of her golden hair" -> "..., squeezing ... hair"
-    nxt = re.compile(r"\s*(?:[,;]|--|—|–)\s*").search(sentence, others[0].end())
+    nxt = _CLAUSE_PUNCT.search(sentence, others[0].end())
     if nxt is not None:
         rest = sentence[nxt.end():]
         if rest and _PRONOUN.search(rest) and not re.match(r"(?:and|but|while|as|who)\b", rest):
@@ -230,6 +230,15 @@ def _before_others(sentence: str, people: re.Pattern | None, own_forms: set[str]
             if len(rest.split()) >= 2:
                 cut = f"{cut}, {rest}"
     return cut
+
+
+def _trim_tail(text: str) -> str:
+    """A text cut before someone else's name, without the joiners left dangling at its end
+    ("... certainly younger than", "comes out to greet")."""
+    text = _TRAILING_JOINERS.sub("", text)
+    return re.sub(r"\s+to\s+[a-z]+$", "", text)
+
+
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
 
@@ -512,11 +521,9 @@ def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | Non
             if lead and not _LEAD_OK.match(lead):
                 return ""
     text = sentence[start:end].strip()
-    if end < len(sentence):  # cut at someone else: "comes out to greet [Edward]" -> "comes out"
-        text = re.sub(r"\s+to\s+[a-z]+$", "", text)
     text = re.sub(r"^(?:[,;:]|--|—|–|and|while|as|but|when|where|then|who)\s+", "", text)
-    text = re.sub(r"(?:\s*(?:[,;:]|--|—|–)|\s+(?:and|while|as|but|when|where|then|who|with|beside|"
-                  r"to|at|by|of|for|from|on|in|the|a|an|his|her|their))+\s*$", "", text)
+    # cut at someone else ("comes out to greet [Edward]" -> "comes out"), or joiners at the end
+    text = _trim_tail(text) if end < len(sentence) else _TRAILING_JOINERS.sub("", text)
     return text if len(text.split()) >= 2 else ""
 
 
