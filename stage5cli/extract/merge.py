@@ -96,7 +96,9 @@ def _combine(members: list[ExtractedAsset]) -> ExtractedAsset:
             extra.setdefault(k, v)
     described = [a for a in members if a.description]
     conflicts = [a.conflict_details for a in members if a.conflict_details]
-    return ExtractedAsset(
+    # every value below comes from validated assets and has its field's type: no re-validation
+    # (thousands of assets on a long script)
+    return ExtractedAsset.model_construct(
         name=name,
         type=members[0].type,
         aliases=aliases,

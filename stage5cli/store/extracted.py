@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stage5cli.db import atomic
+from stage5cli.db import atomic, now
 from stage5cli.errors import BlockedError
 from stage5cli.project import Project
 
@@ -154,7 +154,11 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 merged[(c["asset_type"], c["name_key"])] = c["target_id"]
         matched: dict[int, list[ExtractedAsset]] = {}
         new: list[ExtractedAsset] = []
+        anything_to_match = bool(index or retyped or merged or removed)
         for a in extracted:
+            if not anything_to_match:  # a first extraction: every asset is new
+                new.append(a)
+                continue
             keys = _keys(a.name, a.aliases)
             hit = next((index[(a.type, k)] for k in keys if (a.type, k) in index), None)
             if hit is None:
@@ -184,11 +188,12 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
             if r["stale"]:
                 report["revived"].append(r["name"])
             touched.append(aid)
+        branch_id, at = project.branch_id, now()
         for a in new:
             aid = insert_asset(
                 project, name=a.name, asset_type=a.type, description=a.description,
                 metadata=_metadata(a, extractor, model), origin=a.extra.get("origin", "extracted"),
-                mentions=[m.model_dump() for m in a.mentions],
+                mentions=[m.model_dump() for m in a.mentions], branch_id=branch_id, at=at,
             )
             touched.append(aid)
             report["added"].append(a.name)

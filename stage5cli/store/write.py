@@ -15,10 +15,14 @@ from .read import by_ids
 def insert_asset(project: Project, *, name: str, asset_type: str, description: str = "",
                  metadata: dict[str, Any] | None = None, origin: str = "extracted",
                  mentions: list[dict] | None = None, image_key_url: str | None = None,
-                 image_prompt: str | None = None, style_capsule_id: int | None = None) -> int:
-    at = now()
+                 image_prompt: str | None = None, style_capsule_id: int | None = None,
+                 branch_id: int | None = None, at: str | None = None) -> int:
+    """Insert one asset (and its mentions) into the active branch, or `branch_id`; `at` is the
+    creation time (a caller saving many assets in one transaction passes one time for all)."""
+    at = at or now()
     row = {
-        "branch_id": project.branch_id, "name": name, "asset_type": asset_type,
+        "branch_id": project.branch_id if branch_id is None else branch_id, "name": name,
+        "asset_type": asset_type,
         "description": description, "image_prompt": image_prompt,
         "image_key_url": image_key_url, "locked": 0,
         "visual_style_capsule_id": style_capsule_id, "voice_profile_id": None,
