@@ -24,9 +24,10 @@ needs_shared = pytest.mark.skipif(
 )
 
 
-# Files whose tests one xdist worker runs, all of them: they share a module-scoped fixture that
-# takes seconds to start (the local Ray instance), which two workers would each start.
-ONE_WORKER_FILES = {"tests/test_batch_ray.py"}
+# Files whose tests one xdist worker runs, all of them (for a module-scoped fixture that takes
+# seconds to start, which two workers would each start). None today: each Ray test starts its
+# own local instance (tests/test_batch_ray.py ray_local), so they may spread over the workers.
+ONE_WORKER_FILES: set[str] = set()
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) without xdist

@@ -150,8 +150,11 @@ def test_probe_proves_the_driver_can_write_out(tmp_path):
 # ---- on a local Ray instance (slow: Ray takes seconds to start) --------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def ray_local():
+    """A fresh local Ray instance per test: these tests kill workers and actors, and a later
+    test on the same instance once hung in Ray's own GCS call while exporting an actor class
+    (a CI run stuck for 20 minutes); a few seconds of start-up per test buys isolation."""
     if not HAVE_RAY:
         pytest.skip("the ray extra is not installed (pip install 'stage5[ray]')")
     import ray
