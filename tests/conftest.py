@@ -130,6 +130,14 @@ def styled(project, cli) -> Path:
     return project
 
 
+# a script with a vehicle heading (PICKUP TRUCK), two speakers and a CAPS prop: the curation tests
+# remove, merge and re-extract on it
+TRUCK_SCRIPT = (
+    "INT. KITCHEN - DAY\n\nMARA holds the BRASS KEY.\n\nMARA\nWhere is the truck?\n\n"
+    "EXT. PICKUP TRUCK - NIGHT\n\nTOM sits in the cab.\n\nTOM\nGet in.\n\n"
+    "INT. KITCHEN - NIGHT\n\nMARA waits.\n\nMARA\nFine.\n\nTOM\nGood.\n")
+
+
 def one_line_error(result) -> str:
     """Assert the failure is exactly one line on stderr with no traceback; return it."""
     err = result.stderr.strip()

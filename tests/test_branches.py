@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.conftest import one_line_error, table_dump
+from tests.conftest import TRUCK_SCRIPT, one_line_error, table_dump
 
 
 def _add_asset(root, name="BRICK", locked=1):
@@ -107,10 +107,7 @@ def test_branch_create_copies_the_curation_records(styled, cli, tmp_path):
     """Removals and merges travel to the new branch: re-extracting there keeps a removed asset
     removed and a merged source in its target (the copy of it on the new branch)."""
     script = tmp_path / "truck.fountain"
-    script.write_text(
-        "INT. KITCHEN - DAY\n\nMARA holds the BRASS KEY.\n\nMARA\nWhere is the truck?\n\n"
-        "EXT. PICKUP TRUCK - NIGHT\n\nTOM sits in the cab.\n\nTOM\nGet in.\n\n"
-        "INT. KITCHEN - NIGHT\n\nMARA waits.\n\nMARA\nFine.\n\nTOM\nGood.\n")
+    script.write_text(TRUCK_SCRIPT)
     assert cli("extract", script, "-p", styled).exit_code == 0
     assert cli("remove", "TOM", "--yes", "-p", styled).exit_code == 0
     assert cli("add", "truck", "--type", "prop", "-p", styled).exit_code == 0

@@ -15,7 +15,7 @@ from stage5cli import store
 from stage5cli.db import atomic, close_all
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.project import open_project
-from tests.conftest import one_line_error, table_dump
+from tests.conftest import TRUCK_SCRIPT, one_line_error, table_dump
 
 SCRIPT = """\
 Title: The Harbour
@@ -686,10 +686,7 @@ def test_curation_survives_re_extraction(styled, cli, tmp_path):
     """17.4: a removed asset stays removed on re-extraction ("skipped: removed by you") until
     --restore-removed; a merged source of another type maps to the target."""
     script = tmp_path / "truck.fountain"
-    script.write_text(
-        "INT. KITCHEN - DAY\n\nMARA holds the BRASS KEY.\n\nMARA\nWhere is the truck?\n\n"
-        "EXT. PICKUP TRUCK - NIGHT\n\nTOM sits in the cab.\n\nTOM\nGet in.\n\n"
-        "INT. KITCHEN - NIGHT\n\nMARA waits.\n\nMARA\nFine.\n\nTOM\nGood.\n")
+    script.write_text(TRUCK_SCRIPT)
     assert cli("extract", script, "-p", styled).exit_code == 0
     names = {a["name"]: a for a in json.loads(cli("review", "--json", "-p", styled).stdout)}
     assert "TOM" in names and "PICKUP TRUCK" in names, names
