@@ -143,3 +143,40 @@ def test_match_key_of_an_asset_and_of_a_stored_row():
     assert match_key(row) == {"old man", "grandpa joe"}
     assert match_key({"name": "Mara", "aliases": ["M."]}) == {"mara", "m"}
     assert match_key(a) & match_key(row)
+
+
+@pytest.mark.parametrize("asset", [
+    ExtractedAsset(name="Kitchen", type="location", aliases=["KITCHEN AREA"],
+                   mentions=[Mention(scene_number=1, text="KITCHEN"),
+                             Mention(scene_number=3, text="kitchen area")]),
+    ExtractedAsset(name="BOB (V.O.)", type="character"),
+    ExtractedAsset(name="Bob's", type="character"),
+    ExtractedAsset(name="Bob", type="character", aliases=["BOB", "Old  Bob", " Robert", ""]),
+    ExtractedAsset(name="Bob", type="character", aliases=["Robert", "ROBERT"]),
+    ExtractedAsset(name="Bob", type="character",
+                   mentions=[Mention(scene_number=4, text="BOB"),
+                             Mention(scene_number=2, text="Bob")]),
+    ExtractedAsset(name="Bob", type="character",
+                   mentions=[Mention(scene_number=2, text="BOB"),
+                             Mention(scene_number=2, text="bob ", context="Bob waves.")]),
+    ExtractedAsset(name="Lamp", type="prop", conflict_details="red; blue", has_conflicts=True,
+                   extra={"source": "caps"}),
+])
+def test_an_asset_needing_no_merge_comes_back_as_the_full_merge_would_make_it(asset):
+    """The single-asset shortcut (returned unchanged when already tidy) gives exactly what
+    the general combine gives, for tidy assets and for every kind of untidiness."""
+    import stage5cli.extract.merge as merge
+
+    (fast,) = merge_assets([asset.model_copy(deep=True)])
+    full = merge._combine_all([asset.model_copy(deep=True)])
+    assert fast.model_dump() == full.model_dump()
+
+
+def test_merging_never_changes_the_input_mentions():
+    first = ExtractedAsset(name="Bob", type="character",
+                           mentions=[Mention(scene_number=2, text="BOB")])
+    second = ExtractedAsset(name="BOB", type="character",
+                            mentions=[Mention(scene_number=2, text="bob", context="Bob waves.")])
+    (merged,) = merge_assets([first, second])
+    assert merged.mentions[0].context == "Bob waves."
+    assert first.mentions[0].context == ""

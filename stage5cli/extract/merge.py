@@ -63,10 +63,32 @@ def _merge_mentions(groups: Iterable[Iterable[Mention]]) -> list[Mention]:
             key = (m.scene_number, m.text.strip().lower())
             have = seen.get(key)
             if have is None:
-                seen[key] = m.model_copy()
+                seen[key] = m  # shared with the input; never changed in place (copy below)
             elif not have.context and m.context:
-                have.context = m.context
+                seen[key] = have.model_copy(update={"context": m.context})
     return sorted(seen.values(), key=lambda m: m.scene_number)  # stable: first seen first
+
+
+def _unchanged(a: ExtractedAsset) -> bool:
+    """True when `_combine([a])` would give `a` again: its name is already the display form,
+    its aliases are already tidy and distinct, its mentions distinct and in scene order (most
+    assets of a long script, each found once)."""
+    if display_name(a.name) != a.name:
+        return False
+    seen = {a.name.lower()}
+    for alias in a.aliases:
+        low = alias.lower()
+        if not alias or low in seen or SPACES.sub(" ", alias).strip() != alias:
+            return False
+        seen.add(low)
+    last, keys = -(1 << 62), set()
+    for m in a.mentions:
+        key = (m.scene_number, m.text.strip().lower())
+        if m.scene_number < last or key in keys:
+            return False
+        last = m.scene_number
+        keys.add(key)
+    return True
 
 
 def _canonical(members: list[ExtractedAsset]) -> str:
@@ -81,6 +103,12 @@ def _canonical(members: list[ExtractedAsset]) -> str:
 
 
 def _combine(members: list[ExtractedAsset]) -> ExtractedAsset:
+    if len(members) == 1 and _unchanged(members[0]):
+        return members[0]
+    return _combine_all(members)
+
+
+def _combine_all(members: list[ExtractedAsset]) -> ExtractedAsset:
     name = _canonical(members)
     aliases: list[str] = []
     seen = {name.lower()}
@@ -120,7 +148,9 @@ def merge_assets(assets: Iterable[ExtractedAsset], *,
     one that also matches ("lanterns" = "lantern", "ines" = "inés"): answers of separate
     chunks name the same thing with such small differences.
     The result holds the union of aliases and of mentions (deduplicated by scene and text);
-    its order is deterministic: by type, first scene, then normalised name.
+    its order is deterministic: by type, first scene, then normalised name. An asset that
+    needs no change comes back as the same object (every caller hands over fresh assets and
+    keeps only the result), and mentions are shared with the inputs, never changed in place.
     """
     items = list(assets)
     same = UnionFind(range(len(items)))

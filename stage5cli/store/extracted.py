@@ -11,7 +11,7 @@ from stage5cli.project import Project
 
 from .names import name_key
 from .read import mentions_of, meta_of, rows
-from .write import insert_asset, replace_mentions, snapshot, update_asset
+from .write import insert_assets, replace_mentions, snapshot, update_asset
 
 if TYPE_CHECKING:
     from stage5cli.models import ExtractedAsset
@@ -24,7 +24,8 @@ BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 
 
 def _metadata(asset: ExtractedAsset, extractor: str, model: str | None) -> dict[str, Any]:
-    quotes = [m.model_dump() for m in asset.mentions if m.context][:CONTEXT_QUOTES]
+    quotes = [{"scene_number": m.scene_number, "text": m.text, "context": m.context}
+              for m in asset.mentions if m.context][:CONTEXT_QUOTES]
     return {
         "aliases": sorted(set(asset.aliases) - {asset.name}, key=str.lower)[:MAX_ALIASES],
         "confidence_score": round(float(asset.confidence_score), 3),
@@ -189,14 +190,14 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 report["revived"].append(r["name"])
             touched.append(aid)
         branch_id, at = project.branch_id, now()
-        for a in new:
-            aid = insert_asset(
-                project, name=a.name, asset_type=a.type, description=a.description,
-                metadata=_metadata(a, extractor, model), origin=a.extra.get("origin", "extracted"),
-                mentions=[m.model_dump() for m in a.mentions], branch_id=branch_id, at=at,
-            )
-            touched.append(aid)
-            report["added"].append(a.name)
+        touched += insert_assets(project, [
+            {"name": a.name, "asset_type": a.type, "description": a.description,
+             "metadata": _metadata(a, extractor, model),
+             "origin": a.extra.get("origin", "extracted"),
+             "mentions": [{"scene_number": m.scene_number, "text": m.text, "context": m.context}
+                          for m in a.mentions]}
+            for a in new], branch_id=branch_id, at=at)
+        report["added"] += [a.name for a in new]
         for r in existing if mark_stale else []:
             if r["id"] not in matched and r["origin"] == "extracted" and not r["stale"]:
                 update_asset(project, r["id"], stale=1)

@@ -18,25 +18,49 @@ def insert_asset(project: Project, *, name: str, asset_type: str, description: s
                  image_prompt: str | None = None, style_capsule_id: int | None = None,
                  branch_id: int | None = None, at: str | None = None) -> int:
     """Insert one asset (and its mentions) into the active branch, or `branch_id`; `at` is the
-    creation time (a caller saving many assets in one transaction passes one time for all)."""
+    creation time."""
+    return insert_assets(project, [{
+        "name": name, "asset_type": asset_type, "description": description,
+        "metadata": metadata, "origin": origin, "mentions": mentions,
+        "image_key_url": image_key_url, "image_prompt": image_prompt,
+        "visual_style_capsule_id": style_capsule_id}], branch_id=branch_id, at=at)[0]
+
+
+_ASSET_COLUMNS = ("id", "branch_id", "name", "asset_type", "description", "image_prompt",
+                  "image_key_url", "locked", "visual_style_capsule_id", "voice_profile_id",
+                  "metadata", "origin", "stale", "created_at", "updated_at")
+
+
+def insert_assets(project: Project, assets: list[dict[str, Any]], *,
+                  branch_id: int | None = None, at: str | None = None) -> list[int]:
+    """Insert many assets (and their mentions) into the active branch, or `branch_id`, all
+    created at `at`; returns their ids in order. Each dict holds `name` and `asset_type`, and
+    optionally `description`, `metadata` (a dict), `origin`, `mentions` (dicts with
+    scene_number, text, context), `image_key_url`, `image_prompt`, `visual_style_capsule_id`.
+
+    Call inside the caller's `atomic()`: the ids are the ones SQLite itself would choose (one
+    past the largest), taken explicitly so that one statement inserts every asset and one
+    every mention (a 20,000-asset extraction made 40,000 statements before)."""
+    if not assets:
+        return []
+    db = project.db
     at = at or now()
-    row = {
-        "branch_id": project.branch_id if branch_id is None else branch_id, "name": name,
-        "asset_type": asset_type,
-        "description": description, "image_prompt": image_prompt,
-        "image_key_url": image_key_url, "locked": 0,
-        "visual_style_capsule_id": style_capsule_id, "voice_profile_id": None,
-        "metadata": dumps(metadata or {"aliases": [], "user_fields": []}),
-        "origin": origin, "stale": 0, "created_at": at, "updated_at": at,
-    }
-    # plain SQL, not sqlite-utils' Table.insert: that one reads the table's schema on every
-    # call, which made saving a 20,000-asset extraction take seconds
-    aid = project.db.execute(
-        f"INSERT INTO project_assets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        list(row.values())).lastrowid
-    if mentions:
-        add_mentions(project, aid, mentions)
-    return aid
+    branch = project.branch_id if branch_id is None else branch_id
+    first = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM project_assets").fetchone()[0]
+    ids = list(range(first, first + len(assets)))
+    empty_meta = {"aliases": [], "user_fields": []}
+    db.conn.executemany(
+        f"INSERT INTO project_assets ({', '.join(_ASSET_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_ASSET_COLUMNS))})",
+        [(aid, branch, a["name"], a["asset_type"], a.get("description", ""),
+          a.get("image_prompt"), a.get("image_key_url"), 0, a.get("visual_style_capsule_id"),
+          None, dumps(a.get("metadata") or empty_meta), a.get("origin", "extracted"), 0, at, at)
+         for aid, a in zip(ids, assets, strict=True)])
+    db.conn.executemany(
+        "INSERT INTO asset_mentions (asset_id, scene_number, text, context) VALUES (?, ?, ?, ?)",
+        [(aid, m["scene_number"], m.get("text", ""), m.get("context", ""))
+         for aid, a in zip(ids, assets, strict=True) for m in a.get("mentions") or ()])
+    return ids
 
 
 def add_mentions(project: Project, asset_id: int, mentions: Iterable[dict]) -> None:

@@ -150,8 +150,6 @@ class Place:
     names: Counter = field(default_factory=Counter)
     aliases: set[str] = field(default_factory=set)
     scenes: dict[int, str] = field(default_factory=dict)  # scene -> heading as written
-    int_ext: Counter = field(default_factory=Counter)
-    times: Counter = field(default_factory=Counter)
 
 
 def _strip_articles(text: str) -> str:
@@ -341,10 +339,6 @@ def find_places(index: Index) -> list[Place]:
         p.names[display] += 1
         p.aliases.update(extra)
         p.scenes.setdefault(scene.number, " ".join(scene.heading.split()))
-        if scene.int_ext:
-            p.int_ext[scene.int_ext] += 1
-        if scene.time_of_day:
-            p.times[scene.time_of_day] += 1
     return _merge(list(variants.values()))
 
 
@@ -390,14 +384,15 @@ def _merge(places: list[Place]) -> list[Place]:
         groups[find(i)].append(p)
     out = []
     for members in groups.values():
-        merged = Place(members[0].display)
-        for m in members:
-            merged.names.update(m.names)
-            merged.aliases |= m.aliases
-            for s, h in m.scenes.items():
-                merged.scenes.setdefault(s, h)
-            merged.int_ext.update(m.int_ext)
-            merged.times.update(m.times)
+        if len(members) == 1:  # most places: the variant is the place (no copy)
+            merged = members[0]
+        else:
+            merged = Place(members[0].display)
+            for m in members:
+                merged.names.update(m.names)
+                merged.aliases |= m.aliases
+                for s, h in m.scenes.items():
+                    merged.scenes.setdefault(s, h)
         merged.display = _best_name(merged)
         merged.aliases = {a for a in merged.aliases | set(merged.names) if a != merged.display}
         merged.scenes = dict(sorted(merged.scenes.items()))
