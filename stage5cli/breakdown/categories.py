@@ -582,7 +582,8 @@ def finish_extraction(assets: list[ExtractedAsset], sp: Screenplay) -> list[Extr
 
     Assets the script's own tags make replace extracted assets that share a name or alias
     with them (their description and priority are kept when the tag has none); every asset
-    then gets `extra["category"]`, `extra["category_info"]` and `extra["category_source"]`.
+    then gets `extra["category"]`, `extra["category_info"]` and `extra["category_source"]`
+    (set in place: the assets handed in are the result's).
     """
     tagged = script_tag_assets(sp)
     if tagged:
@@ -603,10 +604,8 @@ def finish_extraction(assets: list[ExtractedAsset], sp: Screenplay) -> list[Extr
     cues = cue_counts(sp)
     people = [a for a in assets if a.type == "character"]
     by_place = scenes_by_place(sp)
-    out = []
-    for a in assets:
+    for a in assets:  # in place: the caller hands over the extraction and keeps the result
         got = assign_category(a, sp, cues=cues, people=people, by_place=by_place)
-        out.append(a.model_copy(update={"extra": {
-            **a.extra, "category": got.category, "category_info": got.info,
-            "category_source": got.source}}))
-    return out
+        a.extra = {**a.extra, "category": got.category, "category_info": got.info,
+                   "category_source": got.source}
+    return assets

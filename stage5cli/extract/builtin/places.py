@@ -37,6 +37,7 @@ from stage5cli.screenplay.scenes import (
 _SEPARATORS = re.compile(r"\s+[-–—]+\s+|\s*--+\s*|\s*/\s*|\s*,\s*|\s+[-–—]+$")
 _PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")
 _PUNCT = re.compile(r"[^\w\s&°]")
+_POSSESSIVE_S = re.compile(r"'S\b")
 _ARTICLES = ("THE", "A", "AN")
 # words a heading part is made of when it says how or when, not where: movement and shots,
 # and the parser's times of day and continuity tags (screenplay/scenes.py)
@@ -194,21 +195,21 @@ def _strip_durations(part: str) -> str:
 @lru_cache(maxsize=1 << 16)
 def place_key(name: str) -> str:
     """Merge key of a place name: no position lead, article, possessive or punctuation."""
-    text = name.upper().replace("’", "'")
-    text = re.sub(r"'S\b", "", text)
-    text = _PUNCT.sub(" ", text.replace("-", " ").replace("/", " "))
-    text = " ".join(text.split())
-    changed = True
-    while changed:
-        changed = False
+    text = name.upper()
+    if "'" in text or "’" in text:
+        text = _POSSESSIVE_S.sub("", text.replace("’", "'"))
+    text = " ".join(_PUNCT.sub(" ", text.replace("-", " ").replace("/", " ")).split())
+    while True:
         text = _strip_articles(text)
         if not text.startswith(_LEADS):
-            break  # no lead to take off (what most names are)
+            return text  # no lead (left) to take off: what most names are
+        changed = False
         for lead in _POSITION_LEADS + _OF_PLACES:
             if text.startswith(lead + " ") and len(text) > len(lead) + 1:
                 text = text[len(lead) + 1 :]
                 changed = True
-    return _strip_articles(text)
+        if not changed:
+            return text
 
 
 def split_location(location: str) -> tuple[str, list[str]] | None:
@@ -229,7 +230,8 @@ def _split_location(location: str) -> tuple[str, tuple[str, ...]] | None:
                 aliases.append(inner)
         return " "
 
-    text = _PARENS.sub(_paren, text)
+    if "(" in text or "[" in text:
+        text = _PARENS.sub(_paren, text)
     parts = [_strip_durations(p.strip(" .-:")) for p in _SEPARATORS.split(text)]
     parts = [_strip_articles(p) for p in parts if p and not _is_status(p)]
     # a position-only part ("FURTHER ALONG - ROUGH PATH")
@@ -299,14 +301,14 @@ def find_places(index: Index) -> list[Place]:
     known: set[str] = set()
     order: list[str] = []  # place keys in order of first heading (for forced headings)
     order_display: dict[str, str] = {}
-    for scene in index.sp.scenes:
-        if scene.number and not scene.forced and scene.location:
-            got = split_location(scene.location)
-            if got is not None:
-                known.add(place_key(got[0]))
-    for scene in index.sp.scenes:
-        if scene.number == 0 or not scene.location:
-            continue
+    headed = [s for s in index.sp.scenes if s.number and s.location]
+    if any(s.forced for s in headed):  # what a forced heading may name
+        for scene in headed:
+            if not scene.forced:
+                got = _split_location(scene.location)
+                if got is not None:
+                    known.add(place_key(got[0]))
+    for scene in headed:
         if scene.forced:
             if not forced_place(scene.location, known):
                 continue
@@ -320,16 +322,16 @@ def find_places(index: Index) -> list[Place]:
                 continue
             got = split_location(" ".join(_forced_words(scene.location)))
         else:
-            got = split_location(scene.location)
+            got = _split_location(scene.location)
         if got is None:
             continue
         display, extra = got
-        if order and display != place_key(display) and _is_part(display):
+        k = place_key(display)
+        if order and display != k and _is_part(display):
             # "AT THE GATE", "AT THE OLD WOMAN'S DOOR": a feature of the place we are at
             variants[order_display[order[-1]]].scenes.setdefault(
                 scene.number, " ".join(scene.heading.split()))
             continue
-        k = place_key(display)
         if k not in order_display:
             order.append(k)
         order_display[k] = display
@@ -337,7 +339,8 @@ def find_places(index: Index) -> list[Place]:
         if p is None:
             p = variants[display] = Place(display)
         p.names[display] += 1
-        p.aliases.update(extra)
+        if extra:
+            p.aliases.update(extra)
         p.scenes.setdefault(scene.number, " ".join(scene.heading.split()))
     return _merge(list(variants.values()))
 

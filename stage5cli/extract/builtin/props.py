@@ -76,20 +76,25 @@ class Prop:
     set_name: str = ""  # the location this prop also is: a vehicle used as a heading
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_CAPS_RUN = re.compile(r"[A-Z]+")
+
+
 def link_vehicles(index: Index, props: list[Prop], places: list) -> None:
     """A vehicle used as a heading (INT. PICKUP TRUCK, INT. LANDCRUISER - DRIVING) is a location
     and its prop: the prop of the same vehicle records the location as its set (one is made
     from the heading when the action never names it), so curation sees one vehicle."""
     by_head = {p.head: p for p in props}
     for place in places:
-        words = [w.upper() for w in re.findall(r"[A-Za-z][A-Za-z'\-]*", place.display)]
+        words = [w.upper() for w in _WORD.findall(place.display)]
         if not words:
             continue
         head = singular(words[-1])
-        tagged = any(
+        display = place.display.upper()
+        tagged = any(  # a heading that says the place moves: "INT. LANDCRUISER - DRIVING"
             t in VEHICLE_TAGS
             for h in place.scenes.values()
-            for t in re.findall(r"[A-Z]+", h.upper().split(place.display.upper())[-1])
+            for t in _CAPS_RUN.findall(h.upper().split(display)[-1])
         )
         if head not in VEHICLES and not tagged:
             continue
