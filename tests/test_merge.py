@@ -180,3 +180,28 @@ def test_merging_never_changes_the_input_mentions():
     (merged,) = merge_assets([first, second])
     assert merged.mentions[0].context == "Bob waves."
     assert first.mentions[0].context == ""
+
+
+def test_whole_words_finds_what_the_equivalent_regex_finds(monkeypatch):
+    """WholeWords' str.find path and its regex path agree with the plain regex on random
+    forms and texts (apostrophes, spaces, digits, underscores, accents, overlaps)."""
+    import random
+    import re
+
+    from stage5cli.extract.names import WholeWords
+
+    rng = random.Random(7)
+    alphabet = ["A", "B", "a", "é", "1", "_", "'", " ", " ", ".", "-", "’"]
+    for _ in range(400):
+        forms = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+                 for _ in range(rng.randint(1, 20))}
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+        plain = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
+        want = [(m.span(), m.group(0)) for m in plain.finditer(text)]
+        for few in (0, 1000):  # the regex path, the str.find path
+            monkeypatch.setattr(WholeWords, "FEW", few)
+            got = WholeWords(forms)
+            assert [(m.span(), m.group(0)) for m in got.finditer(text)] == want, (forms, text)
+            first = got.search(text)
+            assert (first.span() if first else None) == (want[0][0] if want else None)

@@ -165,3 +165,18 @@ def test_vendored_data_is_present():
     assert (root / "conformance" / "README.md").is_file()
     assert sorted(p.name for p in (root / "corpus").glob("*.fountain")) == [
         "ascent_to_guru_peak.fountain", "cyber_bob_ep1.fountain", "the_library_freak_out.fountain"]
+
+
+def test_scene_by_number_whatever_the_numbering():
+    from stage5cli.screenplay.model import Scene, Screenplay
+
+    def play(numbers):
+        return Screenplay(scenes=[Scene(number=n, heading=f"H{n}") for n in numbers])
+
+    assert play([0, 1, 2, 3]).scene(2).heading == "H2"
+    assert play([1, 2, 3]).scene(1).heading == "H1"  # no text before the first heading
+    assert play([1, 2, 3]).scene(0) is None and play([1, 2, 3]).scene(4) is None
+    assert play([0, 2, 5]).scene(5).heading == "H5"  # gaps: found by a scan
+    assert play([3, 1]).scene(1).heading == "H1"
+    assert play([]).scene(0) is None
+    assert play([0, 1]).scene(-1) is None

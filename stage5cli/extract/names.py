@@ -93,6 +93,81 @@ def literal_alternation(forms: Iterable[str]) -> str:
     return "|".join(parts) if parts else "(?!)"
 
 
+class _Hit:
+    """One occurrence found by WholeWords (the parts of re.Match its callers use)."""
+
+    __slots__ = ("_end", "_start", "_text")
+
+    def __init__(self, start: int, end: int, text: str):
+        self._start, self._end, self._text = start, end, text
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def span(self) -> tuple[int, int]:
+        return self._start, self._end
+
+    def group(self, index: int = 0) -> str:
+        if index:
+            raise IndexError("no such group")
+        return self._text
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what \w matches in a str pattern
+
+
+class WholeWords:
+    r"""Occurrences of any of some literal strings as whole words, case-sensitive: the matches
+    of `(?<![\w'])(?:form|...)(?![\w])` with the longest form first at each position.
+
+    A few forms (one character's own spellings, asked about thousands of times on a long
+    script) are found with str.find: compiling a regex per character cost more than all its
+    searches. Many forms (every character of a script) are one trie regex (literal_alternation),
+    linear in the text whatever their number.
+    """
+
+    FEW = 12
+
+    def __init__(self, forms: Iterable[str]):
+        self.forms = sorted({f for f in forms if f}, key=lambda f: (-len(f), f))
+        self._re = None
+        if len(self.forms) > self.FEW:
+            self._re = re.compile(r"(?<![\w'])(?:" + literal_alternation(self.forms) + r")(?![\w])")
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    def finditer(self, text: str) -> Iterable:
+        if self._re is not None:
+            return self._re.finditer(text)
+        found: list[tuple[int, int, str]] = []
+        n = len(text)
+        for f in self.forms:
+            i = text.find(f)
+            while i >= 0:
+                j = i + len(f)
+                if (i == 0 or not (_word_char(text[i - 1]) or text[i - 1] == "'")) and (
+                        j == n or not _word_char(text[j])):
+                    found.append((i, -len(f), f))
+                i = text.find(f, i + 1)
+        found.sort()  # leftmost first, the longest form at one position first
+        hits, end = [], 0
+        for i, neg, f in found:
+            if i >= end:
+                hits.append(_Hit(i, i - neg, f))
+                end = i - neg
+        return hits
+
+    def search(self, text: str):
+        if self._re is not None:
+            return self._re.search(text)
+        return next(iter(self.finditer(text)), None)
+
+
 def fold(text: str) -> str:
     """NFKC, curly quotes and backticks as ', en and em dashes as -."""
     text = unicodedata.normalize("NFKC", text)

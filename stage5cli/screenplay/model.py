@@ -120,7 +120,12 @@ class Screenplay(BaseModel):
 
     def scene(self, number: int) -> Scene | None:
         """The scene with this number (0 is the text before the first heading), if any."""
-        for scene in self.scenes:
+        scenes = self.scenes
+        if scenes:  # numbered in order from the first: found by position, not by a scan
+            i = number - scenes[0].number
+            if 0 <= i < len(scenes) and scenes[i].number == number:
+                return scenes[i]
+        for scene in scenes:
             if scene.number == number:
                 return scene
         return None

@@ -69,6 +69,7 @@ def core_tokens(key: str) -> list[str]:
     return words
 
 
+@lru_cache(maxsize=1 << 17)  # pure; asked for every name's every variant
 def is_generic(key: str) -> bool:
     """A name made only of common person words (WOMAN, OLD MAN, SECURITY GUARD's GUARD)."""
     words = key.split()
@@ -599,23 +600,34 @@ def surfaces(names: Iterable[str], token_owner: Counter | None = None) -> set[st
     """
     forms: set[str] = set()
     for n in names:
-        raw = " ".join(n.upper().split())
-        key = character_key(n)
-        toks = core_tokens(key)
-        variants = {raw, key}
-        if not is_generic(" ".join(toks)):
-            variants.add(" ".join(toks))  # DR. BENNETT -> BENNETT, but OLD WOMAN is not WOMAN
+        own, toks = _name_surfaces(n)
+        forms |= own
         if token_owner is not None and len(toks) >= 2:
             for t in (toks[0], toks[-1]):
                 if len(t) >= 3 and token_owner[t] == 1 and not is_person_word(t):
-                    variants.add(t)
-        for v in variants:
-            if not v or not any(ch.isalpha() for ch in v):
-                continue
-            forms.add(v)
-            if len(v.split()) > 1 or not is_generic(v):
-                forms.add(title_case(v))
+                    forms |= _spellings(t)
     return forms
+
+
+@lru_cache(maxsize=1 << 16)  # one name is asked about by both passes, many times
+def _name_surfaces(name: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The spellings of one name on its own, and its core tokens."""
+    raw = " ".join(name.upper().split())
+    key = character_key(name)
+    toks = core_tokens(key)
+    variants = {raw, key}
+    if not is_generic(" ".join(toks)):
+        variants.add(" ".join(toks))  # DR. BENNETT -> BENNETT, but OLD WOMAN is not WOMAN
+    return frozenset(f for v in variants for f in _spellings(v)), tuple(toks)
+
+
+def _spellings(variant: str) -> set[str]:
+    """A variant as written in capitals, and in title case unless it is one common word."""
+    if not variant or not any(ch.isalpha() for ch in variant):
+        return set()
+    if len(variant.split()) > 1 or not is_generic(variant):
+        return {variant, title_case(variant)}
+    return {variant}
 
 
 def _scan_mentions(index: Index, chars: list[Character]) -> None:
