@@ -394,41 +394,43 @@ _SETTING_KINDS = {
 }
 
 
-def _heading_facts(scene) -> tuple[str, tuple[str, ...]]:
-    """What one scene's heading says about its place: interior/exterior ("" when unsaid) and
-    the times of day named in it ("DAY", "NIGHT - LATER" -> ("night",))."""
+def _times_of_day(time_of_day: str) -> tuple[str, ...]:
+    """The times of day a heading names ("NIGHT - LATER" -> ("night",), "DAY/NIGHT" -> ("day",
+    "night"))."""
     times = []
-    for t in (scene.time_of_day or "").replace("/", "-").split("-"):
+    for t in time_of_day.replace("/", "-").split("-"):
         t = t.strip().upper()
         t_words = t.split()
         for core in _TIMES_OF_DAY:
             if core in t_words or t == core:
                 times.append(core.lower())
                 break
-    return scene.int_ext or "", tuple(times)
+    return tuple(times)
 
 
 class _Settings:
     """The sentence from the headings of a place's scenes (interior/exterior and the times of
-    day it is seen at). A heading's facts are read once per scene, and the sentence is made
-    once per distinct sequence of facts: on a long script most places are seen in one scene,
-    and thousands of them share the same "INT ... NIGHT" sentence."""
+    day it is seen at). A heading's time of day is read once per distinct string, and the
+    sentence is made once per distinct sequence of headings' facts: on a long script most
+    places are seen in one scene, and thousands of them share the same "INT ... NIGHT"
+    sentence."""
 
     def __init__(self, index: Index) -> None:
         self._by_number = index.scene_by_number
-        self._facts: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._times: dict[str, tuple[str, ...]] = {}
         self._sentences: dict[tuple, str] = {}
 
     def sentence(self, scenes: list[int]) -> str:
         facts = []
         for n in scenes:
-            got = self._facts.get(n)
-            if got is None:
-                s = self._by_number.get(n)
-                if s is None:
-                    continue
-                got = self._facts[n] = _heading_facts(s)
-            facts.append(got)
+            s = self._by_number.get(n)
+            if s is None:
+                continue
+            time_of_day = s.time_of_day or ""
+            times = self._times.get(time_of_day)
+            if times is None:
+                times = self._times[time_of_day] = _times_of_day(time_of_day)
+            facts.append((s.int_ext or "", times))
         key = tuple(facts)  # the sentence depends on the facts' order (ties keep first seen)
         text = self._sentences.get(key)
         if text is None:
@@ -437,8 +439,8 @@ class _Settings:
 
 
 def _setting(facts: list[tuple[str, tuple[str, ...]]]) -> str:
-    """A sentence from the headings' facts (_heading_facts, in scene order): interior/exterior
-    and the times of day the place is seen at."""
+    """A sentence from the headings' facts, in scene order: (interior/exterior or "", the times
+    of day named): what kind of place it is and the times of day it is seen at."""
     ie: Counter = Counter()
     times: Counter = Counter()
     for int_ext, cores in facts:
@@ -581,6 +583,8 @@ def _name_pattern(forms: set[str]) -> re.Pattern | None:
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
+    if not ev.ages and not ev.sentences:
+        return []  # nothing to compare (every place: its sentences are not gathered)
     details: list[str] = []
     ages = sorted(ev.ages, key=lambda a: (a[0], a[1]))
     if asset.type == "character" and ages:
@@ -753,13 +757,14 @@ def describe_all(
         mentions = asset.mentions
         if not mentions and scenes:
             mentions = _mentions_from(ev, scenes, headings)
-        # built once from values that are already valid (the input asset's, or made here with
-        # their fields' types): no copy of the input, no validation (thousands of assets)
-        out.append(ExtractedAsset.model_construct(
+        # built once, not copied from the input and then set field by field (six pydantic
+        # setattrs); the plain constructor, validated in pydantic-core, is also quicker than
+        # model_construct's Python loop over the fields
+        out.append(ExtractedAsset(
             name=asset.name,
             type=asset.type,
-            aliases=list(asset.aliases),
-            mentions=list(mentions),
+            aliases=asset.aliases,
+            mentions=mentions,
             description=" ".join(script) if script else " ".join(_generic(asset, style_name)),
             confidence_score=round(min(0.99, 1 - 0.75**evidence_count), 2),
             is_priority=is_priority,
