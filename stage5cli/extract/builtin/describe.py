@@ -682,7 +682,7 @@ def describe_all(
     out: list[ExtractedAsset] = []
     for asset, ev in zip(assets, evidence, strict=True):
         names = [asset.name, *asset.aliases]
-        scenes = set(asset.scenes) | ev.scenes
+        scenes = {m.scene_number for m in asset.mentions} | ev.scenes
         extra = dict(asset.extra)
         if asset.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
@@ -719,7 +719,7 @@ def describe_all(
             extra["lines"] = n_lines
         elif asset.type == "location":
             for k in {key_of(n) for n in names}:
-                scenes |= location_scenes.get(k, set())
+                scenes.update(location_scenes.get(k, ()))
             in_order = sorted(scenes)
             # only the opening sentences of each scene describe the place
             cands = []
