@@ -112,3 +112,27 @@ def test_describe_offline_appends_the_users_guidance(assets):
 def test_the_look_in_the_sentence_after_the_introduction_is_kept(assets):
     d = assets["MARA"].description
     assert "27" in d and "silver hair" in d, d
+
+
+def test_heading_setting_sentence_counts_kinds_and_times_in_scene_order():
+    """The setting sentence from a place's headings (built once per distinct sequence of
+    headings' facts): the most seen kind and times first, ties in scene order."""
+    from stage5cli.extract.builtin.describe import _Settings, _times_of_day
+    from stage5cli.extract.builtin.text import build_index
+
+    assert _times_of_day("NIGHT - LATER") == ("night",)
+    assert _times_of_day("DAY/NIGHT") == ("day", "night")
+    assert _times_of_day("EARLY MORNING") == ("morning",)
+    assert _times_of_day("CONTINUOUS") == ()
+    sp = parse_fountain(
+        "INT. BARN - NIGHT\n\nRain.\n\n"
+        "EXT. BARN - DAY\n\nSun.\n\n"
+        "INT. BARN - NIGHT\n\nRain.\n\n"
+        "INT. SHED - CONTINUOUS\n\nDust.\n\n"
+    )
+    settings = _Settings(build_index(sp))
+    assert settings.sentence([1, 2, 3]) == "An interior and an exterior, seen at night and by day."
+    assert settings.sentence([2, 1]) == "An exterior and an interior, seen by day and at night."
+    assert settings.sentence([1, 3]) == "An interior, seen at night."
+    assert settings.sentence([4]) == "An interior."
+    assert settings.sentence([99]) == ""  # no such scene: nothing to say

@@ -384,44 +384,71 @@ def _pick(candidates: list[tuple[int, str, int]], first: str = "") -> list[str]:
     return [_tidy(t) for _, t in chosen]
 
 
-def _setting(index: Index, scenes: list[int]) -> str:
-    """A sentence from the headings: interior/exterior and the times of day it is seen at."""
-    by_number = index.scene_by_number
+_TIMES_OF_DAY = ("DAY", "NIGHT", "DAWN", "DUSK", "MORNING", "EVENING", "AFTERNOON", "SUNSET",
+                 "SUNRISE", "TWILIGHT", "MAGIC HOUR", "PRE-DAWN")
+_SETTING_KINDS = {
+    "INT": "an interior",
+    "EXT": "an exterior",
+    "INT/EXT": "an interior and exterior",
+    "EST": "an establishing exterior",
+}
+
+
+def _times_of_day(time_of_day: str) -> tuple[str, ...]:
+    """The times of day a heading names ("NIGHT - LATER" -> ("night",), "DAY/NIGHT" -> ("day",
+    "night"))."""
+    times = []
+    for t in time_of_day.replace("/", "-").split("-"):
+        t = t.strip().upper()
+        t_words = t.split()
+        for core in _TIMES_OF_DAY:
+            if core in t_words or t == core:
+                times.append(core.lower())
+                break
+    return tuple(times)
+
+
+class _Settings:
+    """The sentence from the headings of a place's scenes (interior/exterior and the times of
+    day it is seen at). A heading's time of day is read once per distinct string, and the
+    sentence is made once per distinct sequence of headings' facts: on a long script most
+    places are seen in one scene, and thousands of them share the same "INT ... NIGHT"
+    sentence."""
+
+    def __init__(self, index: Index) -> None:
+        self._by_number = index.scene_by_number
+        self._times: dict[str, tuple[str, ...]] = {}
+        self._sentences: dict[tuple, str] = {}
+
+    def sentence(self, scenes: list[int]) -> str:
+        facts = []
+        for n in scenes:
+            s = self._by_number.get(n)
+            if s is None:
+                continue
+            time_of_day = s.time_of_day or ""
+            times = self._times.get(time_of_day)
+            if times is None:
+                times = self._times[time_of_day] = _times_of_day(time_of_day)
+            facts.append((s.int_ext or "", times))
+        key = tuple(facts)  # the sentence depends on the facts' order (ties keep first seen)
+        text = self._sentences.get(key)
+        if text is None:
+            text = self._sentences[key] = _setting(facts)
+        return text
+
+
+def _setting(facts: list[tuple[str, tuple[str, ...]]]) -> str:
+    """A sentence from the headings' facts, in scene order: (interior/exterior or "", the times
+    of day named): what kind of place it is and the times of day it is seen at."""
     ie: Counter = Counter()
     times: Counter = Counter()
-    for n in scenes:
-        s = by_number.get(n)
-        if s is None:
-            continue
-        if s.int_ext:
-            ie[s.int_ext] += 1
-        for t in (s.time_of_day or "").replace("/", "-").split("-"):
-            t = t.strip().upper()
-            t_words = t.split()
-            for core in (
-                "DAY",
-                "NIGHT",
-                "DAWN",
-                "DUSK",
-                "MORNING",
-                "EVENING",
-                "AFTERNOON",
-                "SUNSET",
-                "SUNRISE",
-                "TWILIGHT",
-                "MAGIC HOUR",
-                "PRE-DAWN",
-            ):
-                if core in t_words or t == core:
-                    times[core.lower()] += 1
-                    break
-    kinds = {
-        "INT": "an interior",
-        "EXT": "an exterior",
-        "INT/EXT": "an interior and exterior",
-        "EST": "an establishing exterior",
-    }
-    parts = [kinds[k] for k, _ in ie.most_common() if k in kinds]
+    for int_ext, cores in facts:
+        if int_ext:
+            ie[int_ext] += 1
+        for core in cores:
+            times[core] += 1
+    parts = [_SETTING_KINDS[k] for k, _ in ie.most_common() if k in _SETTING_KINDS]
     if not parts and not times:
         return ""
     what = " and ".join(dict.fromkeys(parts)) or "a place"
@@ -556,6 +583,8 @@ def _name_pattern(forms: set[str]) -> re.Pattern | None:
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
+    if not ev.ages and not ev.sentences:
+        return []  # nothing to compare (every place: its sentences are not gathered)
     details: list[str] = []
     ages = sorted(ev.ages, key=lambda a: (a[0], a[1]))
     if asset.type == "character" and ages:
@@ -622,11 +651,21 @@ def describe_all(
     n_scenes = max(1, len(index.heading_scenes))
     lines = _cue_lines(index)
     max_lines = max(lines.values(), default=0)
+    # a place's key is asked for its headings' locations and again for its names (the same
+    # strings, mostly): each distinct string is keyed once
+    place_keys: dict[str, str] = {}
+
+    def key_of(name: str) -> str:
+        got = place_keys.get(name)
+        if got is None:
+            got = place_keys[name] = place_key(name)
+        return got
+
     location_scenes: dict[str, set[int]] = defaultdict(set)
     headings = {}
     for s in index.sp.scenes:
         if s.number > 0 and not s.forced and s.location:
-            location_scenes[place_key(s.location)].add(s.number)
+            location_scenes[key_of(s.location)].add(s.number)
             headings[s.number] = s
     openings = _openings(index)
     with_characters: set[str] = set()
@@ -638,12 +677,14 @@ def describe_all(
     people = _name_pattern(people_forms)
     if any(a.type == "location" for a in assets):
         with_characters = _sentences_naming(openings, people_forms)
+    settings = _Settings(index)
+    place_scores: dict[str, int] = {}  # many scenes open with the same sentence ("He waits.")
     out: list[ExtractedAsset] = []
     for asset, ev in zip(assets, evidence, strict=True):
-        a = asset.model_copy(update={"extra": dict(asset.extra), "aliases": list(asset.aliases)})
-        names = [a.name, *a.aliases]
-        scenes = set(a.scenes) | ev.scenes
-        if a.type == "character":
+        names = [asset.name, *asset.aliases]
+        scenes = {m.scene_number for m in asset.mentions} | ev.scenes
+        extra = dict(asset.extra)
+        if asset.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
             own_forms = surfaces(names)
             own = _name_pattern(own_forms)
@@ -671,27 +712,29 @@ def describe_all(
                         if prev:
                             cands.append((-2, prev, 98))
             script = _pick(cands, intro)
-            a.is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
+            is_priority = n_lines >= max(5, 0.08 * max_lines) or len(scenes) >= max(
                 3, 0.08 * n_scenes
             )
             evidence_count = len(scenes) + len(script) + min(n_lines, 30) / 3
-            a.extra = {**a.extra, "lines": n_lines}
-        elif a.type == "location":
-            keys = {place_key(n) for n in names}
-            for k in keys:
-                scenes |= location_scenes.get(k, set())
+            extra["lines"] = n_lines
+        elif asset.type == "location":
+            for k in {key_of(n) for n in names}:
+                scenes.update(location_scenes.get(k, ()))
+            in_order = sorted(scenes)
             # only the opening sentences of each scene describe the place
-            cands = [
-                (n, text, _place_score(text))
-                for n in sorted(scenes)
-                for text in openings.get(n, [])
-                if text not in with_characters
-            ]
+            cands = []
+            for n in in_order:
+                for text in openings.get(n, []):
+                    if text not in with_characters:
+                        score = place_scores.get(text)
+                        if score is None:
+                            score = place_scores[text] = _place_score(text)
+                        cands.append((n, text, score))
             script = _pick(cands)
-            setting = _setting(index, sorted(scenes))
+            setting = settings.sentence(in_order)
             if setting:
                 script = script[: MAX_SCRIPT_SENTENCES - 1] + [setting]
-            a.is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
+            is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
             evidence_count = len(scenes) + len(script)
         else:
             own_forms = _prop_surfaces(names)
@@ -702,25 +745,33 @@ def describe_all(
                     t = _own_clauses(t, own, people, own_forms)
                     cands.append((sc, t, _visual_score(t) if t else 0))
             script = _pick(cands)
-            handled = int(a.extra.get("handled_scenes", 0))
-            a.is_priority = handled >= 2 or len(scenes) >= max(3, 0.03 * n_scenes)
+            handled = int(extra.get("handled_scenes", 0))
+            is_priority = handled >= 2 or len(scenes) >= max(3, 0.03 * n_scenes)
             evidence_count = len(scenes) + len(script) + handled
         script = _bounded([t for t in script if t])
-        a.description = " ".join(script) if script else " ".join(_generic(a, style_name))
-        a.extra = {
-            **a.extra,
-            "scenes": len(scenes),
-            "description_source": "script" if script else "name",
-        }
+        extra["scenes"] = len(scenes)
+        extra["description_source"] = "script" if script else "name"
         if not script:
             evidence_count = min(evidence_count, 1)
-        a.confidence_score = round(min(0.99, 1 - 0.75**evidence_count), 2)
-        details = _conflicts(a, ev)
-        a.has_conflicts = bool(details)
-        a.conflict_details = "; ".join(details)
-        if not a.mentions and scenes:
-            a.mentions = _mentions_from(ev, scenes, headings)
-        out.append(a)
+        details = _conflicts(asset, ev)
+        mentions = asset.mentions
+        if not mentions and scenes:
+            mentions = _mentions_from(ev, scenes, headings)
+        # built once, not copied from the input and then set field by field (six pydantic
+        # setattrs); the plain constructor, validated in pydantic-core, is also quicker than
+        # model_construct's Python loop over the fields
+        out.append(ExtractedAsset(
+            name=asset.name,
+            type=asset.type,
+            aliases=asset.aliases,
+            mentions=mentions,
+            description=" ".join(script) if script else " ".join(_generic(asset, style_name)),
+            confidence_score=round(min(0.99, 1 - 0.75**evidence_count), 2),
+            is_priority=is_priority,
+            has_conflicts=bool(details),
+            conflict_details="; ".join(details),
+            extra=extra,
+        ))
     return out
 
 
