@@ -296,9 +296,20 @@ SCALING_TARGET_S = 30.0
 SCALING_TARGET_MB = 1024.0
 
 
+def _pseudo_word(i: int) -> str:
+    """A distinct made-up capitalised word for the i-th asset (no digits: a real name's shape)."""
+    syllables = ["KA", "LO", "MI", "RA", "TEN", "VO", "ZU", "BEL", "DOR", "FIN"]
+    out = ""
+    for _ in range(4):
+        i, r = divmod(i, len(syllables))
+        out += syllables[r]
+    return out + "EX"
+
+
 def scaling_benchmark() -> None:
     """Built-in extraction time and peak memory (a fresh process each) as the script grows:
-    1x, 4x, 16x Big Fish, a 1 MB single paragraph and 20,000 distinct headings. Linear growth
+    1x, 4x, 16x Big Fish, a 1 MB single paragraph, 20,000 distinct headings, one place in 20,000
+    scenes, 10,000 distinct speakers and 10,000 distinct props. Linear growth
     is the target (issue 14: any script within the 10 MB limit in <= 30 s and <= 1 GB)."""
     import subprocess
 
@@ -326,6 +337,22 @@ def scaling_benchmark() -> None:
         path = Path(tmp) / "headings_20k.fountain"
         path.write_text(heads, encoding="utf-8")
         rows.append(("20,000 headings", str(path)))
+        # hostile shapes for the other per-asset and per-scene paths: one place in 20,000
+        # scenes; 10,000 distinct speakers; 10,000 distinct capitalised things handled
+        words = [_pseudo_word(i) for i in range(10_000)]
+        for label, name, text in (
+            ("20,000 scenes", "one_place.fountain", "".join(
+                "INT. KITCHEN - NIGHT\n\nMARA waits by the STOVE.\n\nMARA\nNow.\n\n"
+                for _ in range(20_000))),
+            ("10,000 speakers", "speakers.fountain", "".join(
+                f"INT. ROOM {i % 50} - DAY\n\n{w} enters.\n\n{w}\nHello, {words[i - 1].title()}.\n\n"
+                for i, w in enumerate(words))),
+            ("10,000 props", "props.fountain", "INT. ROOM - DAY\n\n" + "".join(
+                f"He lifts the {w}.\n\n" for w in words)),
+        ):
+            path = Path(tmp) / name
+            path.write_text(text, encoding="utf-8")
+            rows.append((label, str(path)))
         for i, (label, path) in enumerate(rows):
             size = Path(path).stat().st_size / 1e6
             r = subprocess.run([sys.executable, "-c", _SCALING_CHILD, path,

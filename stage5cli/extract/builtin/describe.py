@@ -34,7 +34,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import UPPER, Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, literal_alternation, title_case
+from stage5cli.extract.names import AGE_AFTER, WholeWords, literal_alternation, title_case
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -170,7 +170,7 @@ _PRONOUN_FAMILY = {"HE": "m", "HIS": "m", "HIM": "m", "SHE": "f", "HER": "f", "H
                    "THEY": "p", "THEIR": "p", "THEM": "p", "IT": "n", "ITS": "n"}
 
 
-def _pronoun_followers(following: list[str], people: re.Pattern | None,
+def _pronoun_followers(following: list[str], people: WholeWords | None,
                        own_forms: set[str]) -> list[str]:
     """The sentences right after an introduction that go on about the same person by pronoun.
 
@@ -210,7 +210,7 @@ _TRAILING_JOINERS = re.compile(
     r"by|of|for|from|on|in|the|a|an|his|her|their))+\s*$")
 
 
-def _before_others(sentence: str, people: re.Pattern | None, own_forms: set[str]) -> str:
+def _before_others(sentence: str, people: WholeWords | None, own_forms: set[str]) -> str:
     """The sentence up to the first other character's name ("a woman, not young but certainly
     younger than Billups" -> "a woman, not young but certainly younger"); "" when under three
     words are left."""
@@ -483,7 +483,7 @@ _LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'
 _NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
 
 
-def _own_clauses(sentence: str, own: re.Pattern | None, people: re.Pattern | None,
+def _own_clauses(sentence: str, own: WholeWords | None, people: WholeWords | None,
                  own_forms: set[str]) -> str:
     """The part of a sentence about its asset: clauses are cut at another character's name
     ("EDWARD, 40s, stands beside WILL, 17" -> "EDWARD, 40s, stands beside"). The run of clauses
@@ -574,12 +574,12 @@ def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[s
     return out
 
 
-def _name_pattern(forms: set[str]) -> re.Pattern | None:
+def _name_pattern(forms: set[str]) -> WholeWords | None:
+    """The forms (two characters or more) as whole words, or None. Not a regex compiled per
+    asset: on a script with thousands of characters the compiling was most of pass 2, and an
+    alternation of every character's names was quadratic (WholeWords uses a trie for many)."""
     forms = {f for f in forms if len(f) >= 2}
-    if not forms:
-        return None
-    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
+    return WholeWords(forms) if forms else None
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
