@@ -139,6 +139,28 @@ def test_parsing_is_linear_in_size():
     assert ratio < 16, f"10x the text took {ratio:.1f}x the time"
 
 
+def test_the_parse_leaves_the_collector_as_it_found_it():
+    """The parse pauses the cyclic collector; it must come back on, and stay off if it was off."""
+    assert gc.isenabled()
+    parse_fountain(SCRIPT)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_fountain(SCRIPT, loose=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_heading_separators_of_every_kind():
+    """Each separator alternative (the pattern starts with a lookahead for its first characters)."""
+    assert split_heading("INT. A — B – DAY")[1:3] == ("A — B", "DAY")
+    assert split_heading("INT. A--B--NIGHT")[1:3] == ("A--B", "NIGHT")
+    assert split_heading("EXT. ROAD,LATER")[1:3] == ("ROAD", "LATER")
+    assert split_heading("- HOUSE - DAY -")[1:3] == ("HOUSE", "DAY")
+    assert split_heading("INT. HOUSE NIGHT") == ("INT", "HOUSE", "NIGHT", [])
+
+
 def test_a_first_heading_with_a_clock_time_is_not_a_title_page():
     sp = parse_fountain("INT. OFFICE - 9:30 AM\n\nPhones ring.\n")
     assert sp.title_page == [] and [s.heading for s in sp.scenes] == ["INT. OFFICE - 9:30 AM"]
