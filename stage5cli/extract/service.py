@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from stage5cli.errors import UsageError
+from stage5cli.gcpause import collector_paused
 from stage5cli.project import Project, script_relpath
 from stage5cli.secrets import scrub
 from stage5cli.store import save_extraction, started_on
 from stage5cli.store.extracted import scrubbed
 
 from .base import MAX_SCRIPT_BYTES, ExtractionResult, LLMOptions
-from .builtin import collector_paused
 from .registry import for_options
 
 

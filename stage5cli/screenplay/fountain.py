@@ -10,11 +10,10 @@ written around them (`12 INT. HOUSE - DAY 12`), and a heading may be followed di
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import html as _html_lib
 import re
 
+from stage5cli.gcpause import collector_paused
 from stage5cli.screenplay.model import Screenplay
 
 # --- patterns (compiled once) -------------------------------------------------------------------
@@ -49,28 +48,9 @@ def parse_fountain(text: str, *, loose: bool = False) -> Screenplay:
     """Parse Fountain text into a Screenplay (source.format "fountain"; "plain" when loose)."""
     from stage5cli.screenplay.scenes import assemble
 
-    with _gc_paused():
+    with collector_paused():  # hundreds of thousands of containers, no cycles
         title, elements = parse_elements(text, loose=loose)
         return assemble(title, elements, fmt="plain" if loose else "fountain")
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Hold the cyclic garbage collector off while a script is parsed.
-
-    A parse builds a few containers per line (element dicts, then their models), hundreds of
-    thousands for a long script, none in a reference cycle; the collector, set off by allocation
-    counts, would walk them over and over while they are being built, for nothing (a quarter of
-    the parse of a script of 20,000 headings). Reference counting still frees everything. The
-    collector is switched back on after, unless the caller had it off.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_elements(text: str, *, loose: bool = False) -> tuple[list[dict], list[dict]]:

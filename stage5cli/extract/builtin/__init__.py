@@ -18,10 +18,7 @@ Aliases are then unified with the shared rules of extract/merge.py, and pass 2
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stage5cli.extract.base import ExtractionResult, Extractor, Progress
@@ -44,39 +41,14 @@ from stage5cli.extract.builtin.props import (
 )
 from stage5cli.extract.builtin.text import build_index
 from stage5cli.extract.merge import match_key, merge_assets
+from stage5cli.gcpause import collector_paused
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.screenplay.model import Screenplay
 
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["BuiltinExtractor", "collector_paused", "distill_builtin", "extract_builtin",
-           "find_assets"]
-
-
-_GC_LOCK = threading.Lock()
-_GC_PAUSES = 0  # passes running now (threads of `serve` may run several at once)
-_GC_WAS_ENABLED = True
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The passes make millions of small objects and almost no reference cycles: the cyclic
-    collector, run every 700 allocations, took about a third of their time on a long script.
-    It is paused while they run and resumed (as it was) when the last one ends."""
-    global _GC_PAUSES, _GC_WAS_ENABLED
-    with _GC_LOCK:
-        if _GC_PAUSES == 0:
-            _GC_WAS_ENABLED = gc.isenabled()
-            gc.disable()
-        _GC_PAUSES += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES -= 1
-            if _GC_PAUSES == 0 and _GC_WAS_ENABLED:
-                gc.enable()
+__all__ = ["BuiltinExtractor", "distill_builtin", "extract_builtin", "find_assets"]
 
 
 def _character_asset(c: Character) -> ExtractedAsset:
