@@ -205,3 +205,16 @@ def test_whole_words_finds_what_the_equivalent_regex_finds(monkeypatch):
             assert [(m.span(), m.group(0)) for m in got.finditer(text)] == want, (forms, text)
             first = got.search(text)
             assert (first.span() if first else None) == (want[0][0] if want else None)
+
+
+def test_mentions_built_bounded_are_what_bound_mentions_makes():
+    import random
+
+    from stage5cli.extract.builtin import _bounded
+    from stage5cli.extract.builtin.describe import MAX_CONTEXT_MENTIONS, bound_mentions
+
+    rng = random.Random(3)
+    for n in (0, 1, MAX_CONTEXT_MENTIONS, MAX_CONTEXT_MENTIONS + 1, 40):
+        rows = [(rng.randint(1, 9), f"t{i}", rng.choice(["", f"c{i}"])) for i in range(n)]
+        want = bound_mentions([Mention(scene_number=s, text=t, context=c) for s, t, c in rows])
+        assert [m.model_dump() for m in _bounded(list(rows))] == [m.model_dump() for m in want]
