@@ -447,3 +447,40 @@ def test_ctrl_c_cancels_outstanding_tasks_and_still_reports(ray_local, tmp_path)
     again = b.run_batch([str(ins)], b.BatchOptions(style="film-noir", out=tmp_path / "out",
                                                    jobs=1, engine="ray"))
     assert [r.status for r in again.scripts] == ["skipped"] + ["ok"] * 4
+
+
+def test_a_cluster_that_never_creates_the_rate_limiter_stops_the_batch_with_one_line(monkeypatch):
+    """Ray's export of the actor class once blocked forever inside its GCS call: start_caps
+    gives up after its timeout with one line (CapsLost) instead of hanging the batch; an actor
+    that is created but never answers is refused the same way."""
+    import types
+
+    class GetTimeoutError(Exception):
+        pass
+
+    release = threading.Event()
+
+    def ray_get(ref, timeout=None):
+        raise GetTimeoutError()
+
+    fake_ray = types.SimpleNamespace(exceptions=types.SimpleNamespace(GetTimeoutError=GetTimeoutError),
+                                     get=ray_get)
+
+    class Hangs:
+        def remote(self, caps):
+            release.wait(30)  # the GCS call that never returns
+
+    class Mute:
+        def remote(self, caps):
+            return types.SimpleNamespace(stats=types.SimpleNamespace(remote=lambda: "ref"))
+
+    monkeypatch.setattr(br, "import_ray", lambda: fake_ray)
+    try:
+        monkeypatch.setattr(br, "_caps_actor_class", lambda ray: Hangs())
+        with pytest.raises(br.CapsLost, match=r"did not start the batch's rate limiter \(an actor\) within 0.2 s"):
+            br.start_caps({"llm": 1}, timeout=0.2)
+    finally:
+        release.set()
+    monkeypatch.setattr(br, "_caps_actor_class", lambda ray: Mute())
+    with pytest.raises(br.CapsLost, match="nothing was run"):
+        br.start_caps({"llm": 1}, timeout=0.2)

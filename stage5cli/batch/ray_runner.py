@@ -67,6 +67,7 @@ LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # bytes: tasks pass small dicts, never i
 CONNECT_TIMEOUT_S = 5.0  # --ray-address must accept a connection within this
 RAY_CLIENT_PORT = 10001  # Ray Client's default (ray://HOST)
 POLL_S = 0.1  # how often the driver looks for finished tasks and stage events
+CAPS_START_TIMEOUT_S = 120.0  # creating the rate-limiter actor (see start_caps)
 ACQUIRE_RPC_GRACE_S = 30.0  # a slot request the actor does not answer by then: the actor is gone
 # settings a task takes from the driver's environment (never a credential: keys stay where
 # they are, in each node's environment)
@@ -180,10 +181,39 @@ def _caps_actor_class(ray: Any) -> Any:
     return ray.remote(num_cpus=0, max_restarts=0, max_concurrency=10_000)(Caps)
 
 
-def start_caps(caps: dict[str, int | None]) -> Any:
-    """A new Caps actor on the connected cluster (it lives as long as this driver)."""
+def start_caps(caps: dict[str, int | None], timeout: float = CAPS_START_TIMEOUT_S) -> Any:
+    """A new Caps actor on the connected cluster (it lives as long as this driver), answering.
+
+    Creating it exports the class through the cluster's control store (GCS), a blocking call
+    inside Ray that once never returned on a local instance whose earlier actors and workers
+    had been killed: it runs in a daemon thread waited on for `timeout` seconds, and the actor
+    must answer within the same time, or the batch stops with one line (CapsLost, exit 1)
+    before any script ran, instead of hanging forever."""
+    import threading
+
     ray = import_ray()
-    return _caps_actor_class(ray).remote(caps)
+    box: dict[str, Any] = {}
+
+    def create() -> None:
+        try:
+            box["actor"] = _caps_actor_class(ray).remote(caps)
+        except BaseException as e:  # handed to the caller's thread below
+            box["error"] = e
+
+    creator = threading.Thread(target=create, name="stage5-ray-caps", daemon=True)
+    creator.start()
+    creator.join(timeout)
+    lost = (f"Ray did not start the batch's rate limiter (an actor) within {timeout:g} s: the "
+            "cluster's control store is not answering; nothing was run (check `ray status`)")
+    if creator.is_alive():
+        raise CapsLost(lost)
+    if "error" in box:
+        raise box["error"]
+    try:
+        ray.get(box["actor"].stats.remote(), timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise CapsLost(lost) from None
+    return box["actor"]
 
 
 # ---- the gate a task uses around each request ------------------------------------------------
