@@ -93,6 +93,18 @@ def literal_alternation(forms: Iterable[str]) -> str:
     return "|".join(parts) if parts else "(?!)"
 
 
+@lru_cache(maxsize=8)
+def whole_word_regex(forms: frozenset[str]) -> re.Pattern:
+    r"""`(?<![\w'])(?:form|...)(?![\w])` as a trie regex, compiled once per set of forms.
+
+    One extraction asks for the same big set several times (every character's spellings: the
+    mentions scan, pass 2's evidence scan, the `people` pattern): building the trie of 30,000
+    forms cost more than the scans, so it is built once (re's own cache would still rebuild
+    the pattern string each time).
+    """
+    return re.compile(r"(?<![\w'])(?:" + literal_alternation(forms) + r")(?![\w])")
+
+
 class _Hit:
     """One occurrence found by WholeWords (the parts of re.Match its callers use)."""
 
@@ -136,7 +148,7 @@ class WholeWords:
         self.forms = sorted({f for f in forms if f}, key=lambda f: (-len(f), f))
         self._re = None
         if len(self.forms) > self.FEW:
-            self._re = re.compile(r"(?<![\w'])(?:" + literal_alternation(self.forms) + r")(?![\w])")
+            self._re = whole_word_regex(frozenset(self.forms))
 
     def __bool__(self) -> bool:
         return bool(self.forms)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
+from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case, whole_word_regex
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -638,7 +638,7 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             owner.setdefault(f, c)
     if not owner:
         return
-    pattern = re.compile(r"(?<![\w'])(?:" + literal_alternation(owner) + r")(?![\w])")
+    pattern = whole_word_regex(frozenset(owner))  # shared with pass 2 (the same spellings)
     for i, p in enumerate(index.paragraphs):
         if p.kind == "dialogue":
             continue
