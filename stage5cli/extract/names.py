@@ -146,16 +146,23 @@ class WholeWords:
 
     def __init__(self, forms: Iterable[str]):
         self.forms = sorted({f for f in forms if f}, key=lambda f: (-len(f), f))
-        self._re = None
-        if len(self.forms) > self.FEW:
+        self._many = len(self.forms) > self.FEW
+        self._re: re.Pattern | None = None
+
+    def _regex(self) -> re.Pattern | None:
+        """The trie regex for many forms, compiled at the first search: a script whose
+        characters never share an action sentence never needs it."""
+        if self._many and self._re is None:
             self._re = whole_word_regex(frozenset(self.forms))
+        return self._re
 
     def __bool__(self) -> bool:
         return bool(self.forms)
 
     def finditer(self, text: str) -> Iterable:
-        if self._re is not None:
-            return self._re.finditer(text)
+        regex = self._regex()
+        if regex is not None:
+            return regex.finditer(text)
         found: list[tuple[int, int, str]] = []
         n = len(text)
         for f in self.forms:
@@ -175,8 +182,9 @@ class WholeWords:
         return hits
 
     def search(self, text: str):
-        if self._re is not None:
-            return self._re.search(text)
+        regex = self._regex()
+        if regex is not None:
+            return regex.search(text)
         return next(iter(self.finditer(text)), None)
 
 

@@ -638,10 +638,11 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             owner.setdefault(f, c)
     if not owner:
         return
-    pattern = whole_word_regex(frozenset(owner))  # shared with pass 2 (the same spellings)
-    for i, p in enumerate(index.paragraphs):
-        if p.kind == "dialogue":
-            continue
+    scanned = [(i, p) for i, p in enumerate(index.paragraphs) if p.kind != "dialogue"]
+    # compiled only for some text to scan (never for a script of cues and lines alone), and
+    # shared with pass 2 (the same spellings)
+    pattern = whole_word_regex(frozenset(owner)) if scanned else None
+    for i, p in scanned:
         for m in pattern.finditer(p.text):
             if '"' in p.text and in_quotes(p.text, m.start()):
                 continue  # "GURU 12 MI." on a sign

@@ -93,8 +93,11 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             continue
         for f in forms:
             owners[f].append(i)
-    # a trie, linear in the text, not in names; the characters' own is pass 1's mentions scan
-    pattern = whole_word_regex(frozenset(owners)) if owners else None
+    # a trie, linear in the text, not in names (the characters' own is pass 1's mentions
+    # scan), compiled only when there is action text to scan
+    pattern = None
+    if owners and any(p.kind == "action" for p in index.paragraphs):
+        pattern = whole_word_regex(frozenset(owners))
     for pi, para in enumerate(index.paragraphs):
         if para.kind != "action" or pattern is None:
             continue
@@ -683,8 +686,11 @@ def describe_all(
         extra = dict(asset.extra)
         if asset.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
-            own_forms = surfaces(names)
-            own = _name_pattern(own_forms)
+            own_forms: set[str] = set()
+            own = None
+            if ev.focused or ev.intro:  # the own spellings only cut sentences about the asset
+                own_forms = surfaces(names)
+                own = _name_pattern(own_forms)
             cands = []
             for sc, t in ev.sentences:
                 if t in ev.focused and t != ev.intro:
@@ -734,8 +740,11 @@ def describe_all(
             is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
             evidence_count = len(scenes) + len(script)
         else:
-            own_forms = _prop_surfaces(names)
-            own = _name_pattern(own_forms)
+            own_forms = set()
+            own = None
+            if ev.focused:  # as for a character: only its focused sentences are cut
+                own_forms = _prop_surfaces(names)
+                own = _name_pattern(own_forms)
             cands = []
             for sc, t in ev.sentences:
                 if t in ev.focused:
