@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case, whole_word_regex
+from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case, whole_words
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -641,7 +641,7 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
     scanned = [(i, p) for i, p in enumerate(index.paragraphs) if p.kind != "dialogue"]
     # compiled only for some text to scan (never for a script of cues and lines alone), and
     # shared with pass 2 (the same spellings)
-    pattern = whole_word_regex(frozenset(owner)) if scanned else None
+    pattern = whole_words(frozenset(owner)) if scanned else None
     for i, p in scanned:
         for m in pattern.finditer(p.text):
             if '"' in p.text and in_quotes(p.text, m.start()):

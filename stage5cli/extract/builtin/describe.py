@@ -34,7 +34,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import UPPER, Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, WholeWords, title_case, whole_word_regex
+from stage5cli.extract.names import AGE_AFTER, WholeWords, title_case, whole_words
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -97,7 +97,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     # scan), compiled only when there is action text to scan
     pattern = None
     if owners and any(p.kind == "action" for p in index.paragraphs):
-        pattern = whole_word_regex(frozenset(owners))
+        pattern = whole_words(frozenset(owners))
     for pi, para in enumerate(index.paragraphs):
         if para.kind != "action" or pattern is None:
             continue
