@@ -153,7 +153,8 @@ class WholeWords:
     MANY = 256
 
     def __init__(self, forms: Iterable[str]):
-        self.forms = sorted({f for f in forms if f}, key=lambda f: (-len(f), f))
+        # a set: str.find sorts what it finds, the regex and the lookup order their own
+        self.forms = frozenset(f for f in forms if f)
         self._re: re.Pattern | None = None
         self._by_word: dict[str, list[str]] | None = None
         self._prepared = len(self.forms) <= self.FEW  # str.find needs nothing built
@@ -171,11 +172,11 @@ class WholeWords:
         self._prepared = True
         if len(self.forms) > self.MANY and all(_word_char(f[0]) for f in self.forms):
             by_word: dict[str, list[str]] = {}
-            for f in self.forms:  # longest first: the lists are too
+            for f in sorted(self.forms, key=lambda f: (-len(f), f)):  # the lists longest first
                 by_word.setdefault(_LEADING_RUN.match(f).group(), []).append(f)
             self._by_word = by_word
         else:
-            self._re = whole_word_regex(frozenset(self.forms))
+            self._re = whole_word_regex(self.forms)
 
     def __bool__(self) -> bool:
         return bool(self.forms)
