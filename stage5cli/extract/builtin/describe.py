@@ -118,20 +118,24 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             text = m.group(0)
             if quoted and in_quotes(para.text, m.start()):
                 continue
+            ids = owners[text]
+            # MAN inside "HEAVYSET MAN IN OVERALLS" (the cheap test of the name first)
             if (
                 len(text.split()) == 1
                 and text.isupper()
+                and any(is_char[i] and is_generic(character_key(text)) for i in ids)
                 and caps_neighbour(para.text, m.start(), m.end())
             ):
-                if any(is_char[i] and is_generic(character_key(text)) for i in owners[text]):
-                    continue
+                continue
             si = bisect_right(starts, m.start()) - 1  # the sentence this hit starts in
             if si < 0 or m.start() >= bounds[si][1] + 1:
                 continue
             sentence_start = bounds[si][0]
-            prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
-            thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
-            for i in owners[text]:
+            thing = True  # asked only when a prop owns the form
+            if not all(is_char[i] for i in ids):
+                prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
+                thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
+            for i in ids:
                 if not is_char[i] and not thing:
                     continue  # "he can see": not the can
                 per_sentence[si].add(i)
