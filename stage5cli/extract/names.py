@@ -150,7 +150,9 @@ class WholeWords:
     """
 
     FEW = 12
-    MANY = 256
+    # above this, building the regex costs more than the lookup's slower searches (each word
+    # of a searched text visited in Python); a usual script's few hundred spellings stay below
+    MANY = 2000
 
     def __init__(self, forms: Iterable[str]):
         # a set: str.find sorts what it finds, the regex and the lookup order their own
@@ -172,7 +174,7 @@ class WholeWords:
         self._prepared = True
         if len(self.forms) > self.MANY and all(_word_char(f[0]) for f in self.forms):
             by_word: dict[str, list[str]] = {}
-            for f in sorted(self.forms, key=lambda f: (-len(f), f)):  # the lists longest first
+            for f in sorted(self.forms, key=len, reverse=True):  # the lists longest first
                 by_word.setdefault(_LEADING_RUN.match(f).group(), []).append(f)
             self._by_word = by_word
         else:

@@ -578,12 +578,15 @@ def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[s
     return out
 
 
-def _name_pattern(forms: set[str]) -> WholeWords | None:
+def _name_pattern(forms: set[str], shared: bool = False) -> WholeWords | None:
     """The forms (two characters or more) as whole words, or None. Not a regex compiled per
     asset: on a script with thousands of characters the compiling was most of pass 2, and an
-    alternation of every character's names was quadratic (WholeWords uses a trie for many)."""
+    alternation of every character's names was quadratic (WholeWords uses a trie for many).
+    `shared`: every character's spellings, built once for this and _sentences_naming."""
     forms = {f for f in forms if len(f) >= 2}
-    return WholeWords(forms) if forms else None
+    if not forms:
+        return None
+    return whole_words(frozenset(forms)) if shared else WholeWords(forms)
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
@@ -678,7 +681,7 @@ def describe_all(
 
         character_names = [n for c in find_characters(index)[0] for n in c.names]
     people_forms = surfaces(character_names)
-    people = _name_pattern(people_forms)
+    people = _name_pattern(people_forms, shared=True)
     if any(a.type == "location" for a in assets):
         with_characters = _sentences_naming(openings, people_forms)
     settings = _Settings(index)
@@ -789,12 +792,12 @@ def _sentences_naming(openings: dict[int, list[str]], forms: set[str]) -> set[st
     """The opening sentences that name any of the forms as a whole word.
 
     WholeWords, not a plain alternation of every form: compiling 30,000 alternatives took re
-    a quarter of a second, and its trie regex is the very pattern `people` compiled already
-    (re's cache) whenever no form is a single character.
+    a quarter of a second; and the very one `people` built whenever no form is a single
+    character (names.whole_words keeps it).
     """
     if not forms:
         return set()
-    pattern = WholeWords(forms)
+    pattern = whole_words(frozenset(forms))
     return {t for texts in openings.values() for t in texts if pattern.search(t)}
 
 
