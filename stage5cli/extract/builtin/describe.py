@@ -174,7 +174,7 @@ _PRONOUN_FAMILY = {"HE": "m", "HIS": "m", "HIM": "m", "SHE": "f", "HER": "f", "H
                    "THEY": "p", "THEIR": "p", "THEM": "p", "IT": "n", "ITS": "n"}
 
 
-def _pronoun_followers(following: list[str], people: WholeWords | None,
+def _pronoun_followers(following: list[str], people: Names | None,
                        own_forms: set[str]) -> list[str]:
     """The sentences right after an introduction that go on about the same person by pronoun.
 
@@ -214,7 +214,7 @@ _TRAILING_JOINERS = re.compile(
     r"by|of|for|from|on|in|the|a|an|his|her|their))+\s*$")
 
 
-def _before_others(sentence: str, people: WholeWords | None, own_forms: set[str]) -> str:
+def _before_others(sentence: str, people: Names | None, own_forms: set[str]) -> str:
     """The sentence up to the first other character's name ("a woman, not young but certainly
     younger than Billups" -> "a woman, not young but certainly younger"); "" when under three
     words are left."""
@@ -487,7 +487,7 @@ _LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'
 _NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
 
 
-def _own_clauses(sentence: str, own: WholeWords | None, people: WholeWords | None,
+def _own_clauses(sentence: str, own: WholeWords | None, people: Names | None,
                  own_forms: set[str]) -> str:
     """The part of a sentence about its asset: clauses are cut at another character's name
     ("EDWARD, 40s, stands beside WILL, 17" -> "EDWARD, 40s, stands beside"). The run of clauses
@@ -576,6 +576,32 @@ def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[s
             out.append(_tidy(cut[:at] if at > len(cut) // 2 else cut))
         break
     return out
+
+
+class _Remembered:
+    """A WholeWords whose hits are kept per text, for one describe_all: the same sentence is
+    searched for people once per character it could be about (one's introduction is the
+    sentence after the one before it), and the hits depend on the text alone."""
+
+    def __init__(self, words: WholeWords):
+        self._words = words
+        self._hits: dict[str, list] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._words)
+
+    def finditer(self, text: str) -> list:
+        got = self._hits.get(text)
+        if got is None:
+            got = self._hits[text] = list(self._words.finditer(text))
+        return got
+
+    def search(self, text: str):
+        hits = self.finditer(text)
+        return hits[0] if hits else None  # the leftmost, as a search finds
+
+
+Names = WholeWords | _Remembered  # what the sentence cutters search for other people
 
 
 def _name_pattern(forms: set[str], shared: bool = False) -> WholeWords | None:
@@ -681,7 +707,8 @@ def describe_all(
 
         character_names = [n for c in find_characters(index)[0] for n in c.names]
     people_forms = surfaces(character_names)
-    people = _name_pattern(people_forms, shared=True)
+    shared = _name_pattern(people_forms, shared=True)
+    people = _Remembered(shared) if shared is not None else None
     if any(a.type == "location" for a in assets):
         with_characters = _sentences_naming(openings, people_forms)
     settings = _Settings(index)
