@@ -540,6 +540,10 @@ def _nicknames(index: Index):
 
 
 def _combine(members: list[Character]) -> Character:
+    if len(members) == 1:  # most characters have no alias to merge: no copy to make
+        only = members[0]
+        only.ages = sorted(set(only.ages))
+        return only
     # the canonical name: the most used cue spelling, else the first introduction
     def weight(c: Character) -> tuple:
         return (c.lines, c.from_cue, len(c.key.split()), c.key)
