@@ -97,10 +97,10 @@ def literal_alternation(forms: Iterable[str]) -> str:
 def whole_word_regex(forms: frozenset[str]) -> re.Pattern:
     r"""`(?<![\w'])(?:form|...)(?![\w])` as a trie regex, compiled once per set of forms.
 
-    One extraction asks for the same big set several times (every character's spellings: the
-    mentions scan, pass 2's evidence scan, the `people` pattern): building the trie of 30,000
-    forms cost more than the scans, so it is built once (re's own cache would still rebuild
-    the pattern string each time).
+    One extraction asks for the same set several times (every character's spellings: the
+    mentions scan, pass 2's evidence scan, the `people` pattern, each a WholeWords): building
+    the trie of thousands of forms cost more than the scans, so it is built once (re's own
+    cache would still rebuild the pattern string each time).
     """
     return re.compile(r"(?<![\w'])(?:" + literal_alternation(forms) + r")(?![\w])")
 
@@ -171,7 +171,6 @@ class WholeWords:
         so the forms are filed under their first run, longest first. A form opening with
         punctuation ("'TIL", "(V.O.)") leaves the lot to the trie regex.
         """
-        self._prepared = True
         if len(self.forms) > self.MANY and all(_word_char(f[0]) for f in self.forms):
             by_word: dict[str, list[str]] = {}
             for f in sorted(self.forms, key=len, reverse=True):  # the lists longest first
@@ -179,6 +178,8 @@ class WholeWords:
             self._by_word = by_word
         else:
             self._re = whole_word_regex(self.forms)
+        # set last: one shared by two threads (whole_words) is at worst prepared twice
+        self._prepared = True
 
     def __bool__(self) -> bool:
         return bool(self.forms)
