@@ -183,8 +183,9 @@ def test_merging_never_changes_the_input_mentions():
 
 
 def test_whole_words_finds_what_the_equivalent_regex_finds(monkeypatch):
-    """WholeWords' str.find path and its regex path agree with the plain regex on random
-    forms and texts (apostrophes, spaces, digits, underscores, accents, overlaps)."""
+    """WholeWords' str.find path, its regex path and its lookup by first word agree with the
+    plain regex on random forms and texts (apostrophes, spaces, digits, underscores, accents,
+    overlaps)."""
     import random
     import re
 
@@ -192,15 +193,23 @@ def test_whole_words_finds_what_the_equivalent_regex_finds(monkeypatch):
 
     rng = random.Random(7)
     alphabet = ["A", "B", "a", "é", "1", "_", "'", " ", " ", ".", "-", "’"]
-    for _ in range(400):
+    # overlaps: a later word inside a longer match, a shorter form where the longer one fails
+    cases = [({"A B", "B"}, "A B B"), ({"AB C", "AB", "C"}, "AB Cx C"), ({"A'B", "B"}, "A'B")]
+    for n in range(800):
         forms = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
                  for _ in range(rng.randint(1, 20))}
+        if n % 2:  # the lookup by first word takes only forms that start with a word character
+            forms = {f for f in forms if re.match(r"\w", f)} or {"A"}
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        cases.append((forms, text))
+    for forms, text in cases:
         alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
         plain = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
         want = [(m.span(), m.group(0)) for m in plain.finditer(text)]
-        for few in (0, 1000):  # the regex path, the str.find path
+        # the regex path, the str.find path, the lookup by first word (regex when it can't)
+        for few, many in ((0, 1000), (1000, 1000), (0, 0)):
             monkeypatch.setattr(WholeWords, "FEW", few)
+            monkeypatch.setattr(WholeWords, "MANY", many)
             got = WholeWords(forms)
             assert [(m.span(), m.group(0)) for m in got.finditer(text)] == want, (forms, text)
             first = got.search(text)

@@ -93,6 +93,18 @@ def literal_alternation(forms: Iterable[str]) -> str:
     return "|".join(parts) if parts else "(?!)"
 
 
+@lru_cache(maxsize=8)
+def whole_word_regex(forms: frozenset[str]) -> re.Pattern:
+    r"""`(?<![\w'])(?:form|...)(?![\w])` as a trie regex, compiled once per set of forms.
+
+    One extraction asks for the same set several times (every character's spellings: the
+    mentions scan, pass 2's evidence scan, the `people` pattern, each a WholeWords): building
+    the trie of thousands of forms cost more than the scans, so it is built once (re's own
+    cache would still rebuild the pattern string each time).
+    """
+    return re.compile(r"(?<![\w'])(?:" + literal_alternation(forms) + r")(?![\w])")
+
+
 class _Hit:
     """One occurrence found by WholeWords (the parts of re.Match its callers use)."""
 
@@ -120,30 +132,86 @@ def _word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"  # what \w matches in a str pattern
 
 
+# where a whole word starts ("(?<![\w'])") and the run of word characters it opens
+_WORD_START = re.compile(r"(?<![\w'])\w+")
+_LEADING_RUN = re.compile(r"\w+")
+
+
 class WholeWords:
     r"""Occurrences of any of some literal strings as whole words, case-sensitive: the matches
     of `(?<![\w'])(?:form|...)(?![\w])` with the longest form first at each position.
 
     A few forms (one character's own spellings, asked about thousands of times on a long
     script) are found with str.find: compiling a regex per character cost more than all its
-    searches. Many forms (every character of a script) are one trie regex (literal_alternation),
-    linear in the text whatever their number.
+    searches. Some forms (the characters of a usual script) are one trie regex
+    (literal_alternation), linear in the text whatever their number. Very many forms (10,000
+    characters or props) are looked up by the word they start with: re's compiler, written in
+    Python, took longer over a trie of 50,000 forms than every search in it.
     """
 
     FEW = 12
+    # above this, building the regex costs more than the lookup's slower searches (each word
+    # of a searched text visited in Python); a usual script's few hundred spellings stay below
+    MANY = 2000
 
     def __init__(self, forms: Iterable[str]):
-        self.forms = sorted({f for f in forms if f}, key=lambda f: (-len(f), f))
-        self._re = None
-        if len(self.forms) > self.FEW:
-            self._re = re.compile(r"(?<![\w'])(?:" + literal_alternation(self.forms) + r")(?![\w])")
+        # a set: str.find sorts what it finds, the regex and the lookup order their own
+        self.forms = frozenset(f for f in forms if f)
+        self._re: re.Pattern | None = None
+        self._by_word: dict[str, list[str]] | None = None
+        self._prepared = len(self.forms) <= self.FEW  # str.find needs nothing built
+
+    def _prepare(self) -> None:
+        """The lookup, built at the first search: a script whose characters never share an
+        action sentence never needs it.
+
+        A form that starts with a word character can only match where a whole word starts,
+        and only when that word's run of word characters is the form's own first run (a
+        shorter run would leave the form's end inside a word, a longer one would differ):
+        so the forms are filed under their first run, longest first. A form opening with
+        punctuation ("'TIL", "(V.O.)") leaves the lot to the trie regex.
+        """
+        if len(self.forms) > self.MANY and all(_word_char(f[0]) for f in self.forms):
+            by_word: dict[str, list[str]] = {}
+            for f in sorted(self.forms, key=len, reverse=True):  # the lists longest first
+                by_word.setdefault(_LEADING_RUN.match(f).group(), []).append(f)
+            self._by_word = by_word
+        else:
+            self._re = whole_word_regex(self.forms)
+        # set last: one shared by two threads (whole_words) is at worst prepared twice
+        self._prepared = True
 
     def __bool__(self) -> bool:
         return bool(self.forms)
 
     def finditer(self, text: str) -> Iterable:
+        if not self._prepared:
+            self._prepare()
         if self._re is not None:
             return self._re.finditer(text)
+        if self._by_word is not None:
+            return self._by_words(text)
+        return self._by_find(text)
+
+    def _by_words(self, text: str) -> list[_Hit]:
+        by_word = self._by_word
+        assert by_word is not None
+        if by_word.keys().isdisjoint(_WORD_START.findall(text)):
+            return []  # most text names nobody: decided without a Python loop over its words
+        hits: list[_Hit] = []
+        end, n = 0, len(text)
+        for m in _WORD_START.finditer(text):
+            i = m.start()
+            forms = by_word.get(m.group()) if i >= end else None
+            for f in forms or ():
+                j = i + len(f)
+                if text.startswith(f, i) and (j == n or not _word_char(text[j])):
+                    hits.append(_Hit(i, j, f))
+                    end = j
+                    break
+        return hits
+
+    def _by_find(self, text: str) -> list[_Hit]:
         found: list[tuple[int, int, str]] = []
         n = len(text)
         for f in self.forms:
@@ -163,9 +231,18 @@ class WholeWords:
         return hits
 
     def search(self, text: str):
+        if not self._prepared:
+            self._prepare()
         if self._re is not None:
             return self._re.search(text)
         return next(iter(self.finditer(text)), None)
+
+
+@lru_cache(maxsize=8)
+def whole_words(forms: frozenset[str]) -> WholeWords:
+    """WholeWords of a set of forms, built once per set: the mentions scan and pass 2's
+    evidence scan ask for the same spellings of every character."""
+    return WholeWords(forms)
 
 
 def fold(text: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, literal_alternation, title_case
+from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case, whole_words
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -540,6 +540,10 @@ def _nicknames(index: Index):
 
 
 def _combine(members: list[Character]) -> Character:
+    if len(members) == 1:  # most characters have no alias to merge: no copy to make
+        only = members[0]
+        only.ages = sorted(set(only.ages))
+        return only
     # the canonical name: the most used cue spelling, else the first introduction
     def weight(c: Character) -> tuple:
         return (c.lines, c.from_cue, len(c.key.split()), c.key)
@@ -638,10 +642,11 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
             owner.setdefault(f, c)
     if not owner:
         return
-    pattern = re.compile(r"(?<![\w'])(?:" + literal_alternation(owner) + r")(?![\w])")
-    for i, p in enumerate(index.paragraphs):
-        if p.kind == "dialogue":
-            continue
+    scanned = [(i, p) for i, p in enumerate(index.paragraphs) if p.kind != "dialogue"]
+    # compiled only for some text to scan (never for a script of cues and lines alone), and
+    # shared with pass 2 (the same spellings)
+    pattern = whole_words(frozenset(owner)) if scanned else None
+    for i, p in scanned:
         for m in pattern.finditer(p.text):
             if '"' in p.text and in_quotes(p.text, m.start()):
                 continue  # "GURU 12 MI." on a sign

@@ -34,7 +34,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import UPPER, Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, WholeWords, literal_alternation, title_case
+from stage5cli.extract.names import AGE_AFTER, WholeWords, title_case, whole_words
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -93,11 +93,11 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             continue
         for f in forms:
             owners[f].append(i)
-    if owners:
-        alternation = literal_alternation(owners)  # a trie: linear in the text, not in names
-        pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
-    else:
-        pattern = None
+    # a trie, linear in the text, not in names (the characters' own is pass 1's mentions
+    # scan), compiled only when there is action text to scan
+    pattern = None
+    if owners and any(p.kind == "action" for p in index.paragraphs):
+        pattern = whole_words(frozenset(owners))
     for pi, para in enumerate(index.paragraphs):
         if para.kind != "action" or pattern is None:
             continue
@@ -118,20 +118,24 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
             text = m.group(0)
             if quoted and in_quotes(para.text, m.start()):
                 continue
+            ids = owners[text]
+            # MAN inside "HEAVYSET MAN IN OVERALLS" (the cheap test of the name first)
             if (
                 len(text.split()) == 1
                 and text.isupper()
+                and any(is_char[i] and is_generic(character_key(text)) for i in ids)
                 and caps_neighbour(para.text, m.start(), m.end())
             ):
-                if any(is_char[i] and is_generic(character_key(text)) for i in owners[text]):
-                    continue
+                continue
             si = bisect_right(starts, m.start()) - 1  # the sentence this hit starts in
             if si < 0 or m.start() >= bounds[si][1] + 1:
                 continue
             sentence_start = bounds[si][0]
-            prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
-            thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
-            for i in owners[text]:
+            thing = True  # asked only when a prop owns the form
+            if not all(is_char[i] for i in ids):
+                prev = para.text[max(0, m.start() - 60) : m.start()].split()[-1:] or [""]
+                thing = noun_like(text.split()[-1], noun_key(text.split()[-1]), prev[0])
+            for i in ids:
                 if not is_char[i] and not thing:
                     continue  # "he can see": not the can
                 per_sentence[si].add(i)
@@ -170,7 +174,7 @@ _PRONOUN_FAMILY = {"HE": "m", "HIS": "m", "HIM": "m", "SHE": "f", "HER": "f", "H
                    "THEY": "p", "THEIR": "p", "THEM": "p", "IT": "n", "ITS": "n"}
 
 
-def _pronoun_followers(following: list[str], people: WholeWords | None,
+def _pronoun_followers(following: list[str], people: Names | None,
                        own_forms: set[str]) -> list[str]:
     """The sentences right after an introduction that go on about the same person by pronoun.
 
@@ -210,7 +214,7 @@ _TRAILING_JOINERS = re.compile(
     r"by|of|for|from|on|in|the|a|an|his|her|their))+\s*$")
 
 
-def _before_others(sentence: str, people: WholeWords | None, own_forms: set[str]) -> str:
+def _before_others(sentence: str, people: Names | None, own_forms: set[str]) -> str:
     """The sentence up to the first other character's name ("a woman, not young but certainly
     younger than Billups" -> "a woman, not young but certainly younger"); "" when under three
     words are left."""
@@ -483,7 +487,7 @@ _LEAD_OK = re.compile(r"^(?:(?:the|a|an|young|old|little|his|her|their)\s+)*[\w'
 _NAME_LIST_GAP = re.compile(r"^\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)$")
 
 
-def _own_clauses(sentence: str, own: WholeWords | None, people: WholeWords | None,
+def _own_clauses(sentence: str, own: WholeWords | None, people: Names | None,
                  own_forms: set[str]) -> str:
     """The part of a sentence about its asset: clauses are cut at another character's name
     ("EDWARD, 40s, stands beside WILL, 17" -> "EDWARD, 40s, stands beside"). The run of clauses
@@ -574,12 +578,41 @@ def _bounded(sentences: list[str], limit: int = MAX_DESCRIPTION_WORDS) -> list[s
     return out
 
 
-def _name_pattern(forms: set[str]) -> WholeWords | None:
+class _Remembered:
+    """A WholeWords whose hits are kept per text, for one describe_all: the same sentence is
+    searched for people once per character it could be about (one's introduction is the
+    sentence after the one before it), and the hits depend on the text alone."""
+
+    def __init__(self, words: WholeWords):
+        self._words = words
+        self._hits: dict[str, list] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._words)
+
+    def finditer(self, text: str) -> list:
+        got = self._hits.get(text)
+        if got is None:
+            got = self._hits[text] = list(self._words.finditer(text))
+        return got
+
+    def search(self, text: str):
+        hits = self.finditer(text)
+        return hits[0] if hits else None  # the leftmost, as a search finds
+
+
+Names = WholeWords | _Remembered  # what the sentence cutters search for other people
+
+
+def _name_pattern(forms: set[str], shared: bool = False) -> WholeWords | None:
     """The forms (two characters or more) as whole words, or None. Not a regex compiled per
     asset: on a script with thousands of characters the compiling was most of pass 2, and an
-    alternation of every character's names was quadratic (WholeWords uses a trie for many)."""
+    alternation of every character's names was quadratic (WholeWords uses a trie for many).
+    `shared`: every character's spellings, built once for this and _sentences_naming."""
     forms = {f for f in forms if len(f) >= 2}
-    return WholeWords(forms) if forms else None
+    if not forms:
+        return None
+    return whole_words(frozenset(forms)) if shared else WholeWords(forms)
 
 
 def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
@@ -674,7 +707,8 @@ def describe_all(
 
         character_names = [n for c in find_characters(index)[0] for n in c.names]
     people_forms = surfaces(character_names)
-    people = _name_pattern(people_forms)
+    shared = _name_pattern(people_forms, shared=True)
+    people = _Remembered(shared) if shared is not None else None
     if any(a.type == "location" for a in assets):
         with_characters = _sentences_naming(openings, people_forms)
     settings = _Settings(index)
@@ -686,8 +720,11 @@ def describe_all(
         extra = dict(asset.extra)
         if asset.type == "character":
             n_lines = sum(lines.get(k, 0) for k in {character_key(n) for n in names})
-            own_forms = surfaces(names)
-            own = _name_pattern(own_forms)
+            own_forms: set[str] = set()
+            own = None
+            if ev.focused or ev.intro:  # the own spellings only cut sentences about the asset
+                own_forms = surfaces(names)
+                own = _name_pattern(own_forms)
             cands = []
             for sc, t in ev.sentences:
                 if t in ev.focused and t != ev.intro:
@@ -737,8 +774,11 @@ def describe_all(
             is_priority = len(scenes) >= 2 and len(scenes) >= 0.025 * n_scenes
             evidence_count = len(scenes) + len(script)
         else:
-            own_forms = _prop_surfaces(names)
-            own = _name_pattern(own_forms)
+            own_forms = set()
+            own = None
+            if ev.focused:  # as for a character: only its focused sentences are cut
+                own_forms = _prop_surfaces(names)
+                own = _name_pattern(own_forms)
             cands = []
             for sc, t in ev.sentences:
                 if t in ev.focused:
@@ -776,10 +816,15 @@ def describe_all(
 
 
 def _sentences_naming(openings: dict[int, list[str]], forms: set[str]) -> set[str]:
+    """The opening sentences that name any of the forms as a whole word.
+
+    WholeWords, not a plain alternation of every form: compiling 30,000 alternatives took re
+    a quarter of a second; and the very one `people` built whenever no form is a single
+    character (names.whole_words keeps it).
+    """
     if not forms:
         return set()
-    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    pattern = re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w])")
+    pattern = whole_words(frozenset(forms))
     return {t for texts in openings.values() for t in texts if pattern.search(t)}
 
 
