@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
 from stage5cli.screenplay import parse_fountain
+from stage5cli.screenplay.model import Element
 
 DATA = Path(__file__).parent / "data" / "conformance"
 CASES = yaml.safe_load((DATA / "fountain_cases.yaml").read_text(encoding="utf-8"))
@@ -55,7 +57,8 @@ def our_elements(text: str) -> list[dict]:
     els: list[dict] = []
     if sp.title_page:
         els.append({"type": "title_page", "entries": [e.model_dump() for e in sp.title_page]})
-    els.extend(e.model_dump(exclude_none=True) for e in sp.elements)
+    dump = TypeAdapter(Element).dump_python  # elements are validated dataclasses
+    els.extend(dump(e, exclude_none=True) for e in sp.elements)
     return els
 
 
