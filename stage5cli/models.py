@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.dataclasses import dataclass
 
 from .records import ASSET_TYPES  # noqa: F401  (defined without pydantic for the read path)
 
@@ -56,7 +57,12 @@ class Distilled(BaseModel):
 # ---- extraction results shared by the built-in and the LLM extractors ------------------------
 
 
-class Mention(BaseModel):
+@dataclass(slots=True)
+class Mention:
+    """Where an asset is named: a scene, the words, a quote around them. A validated slotted
+    dataclass, not a model: a long script's assets hold hundreds of thousands (~100 bytes each
+    instead of ~450); change one with dataclasses.replace."""
+
     scene_number: int
     text: str = ""
     context: str = ""

@@ -15,6 +15,7 @@ import asyncio
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def bound_contexts(asset: ExtractedAsset, limit: int = MAX_CONTEXTS) -> Extracte
     if len(quoted) <= limit:
         return asset
     keep = {quoted[round(k * (len(quoted) - 1) / (limit - 1))] for k in range(limit)}
-    mentions = [m if i in keep else m.model_copy(update={"context": ""})
+    mentions = [m if i in keep else replace(m, context="")
                 for i, m in enumerate(asset.mentions)]
     return asset.model_copy(update={"mentions": mentions})
 

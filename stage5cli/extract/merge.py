@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
 
@@ -65,7 +66,7 @@ def _merge_mentions(groups: Iterable[Iterable[Mention]]) -> list[Mention]:
             if have is None:
                 seen[key] = m  # shared with the input; never changed in place (copy below)
             elif not have.context and m.context:
-                seen[key] = have.model_copy(update={"context": m.context})
+                seen[key] = replace(have, context=m.context)
     return sorted(seen.values(), key=lambda m: m.scene_number)  # stable: first seen first
 
 

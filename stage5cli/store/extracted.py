@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from stage5cli.db import atomic, now
@@ -103,8 +104,7 @@ def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True
         name = scrub(a.name)
         if is_id_like(name):
             continue
-        mentions = [m.model_copy(update={"text": scrub(m.text), "context": scrub(m.context)})
-                    for m in a.mentions]
+        mentions = [replace(m, text=scrub(m.text), context=scrub(m.context)) for m in a.mentions]
         out.append(a.model_copy(update={
             "name": name, "description": scrub(a.description),
             "aliases": [x for x in (scrub(al) for al in a.aliases) if not is_id_like(x)],
@@ -190,13 +190,13 @@ def save_extraction(project: Project, extracted: list[ExtractedAsset], *, extrac
                 report["revived"].append(r["name"])
             touched.append(aid)
         branch_id, at = project.branch_id, now()
-        touched += insert_assets(project, [
+        touched += insert_assets(project, (  # a generator: one row built at a time
             {"name": a.name, "asset_type": a.type, "description": a.description,
              "metadata": _metadata(a, extractor, model),
              "origin": a.extra.get("origin", "extracted"),
-             "mentions": [{"scene_number": m.scene_number, "text": m.text, "context": m.context}
-                          for m in a.mentions]}
-            for a in new], branch_id=branch_id, at=at)
+             "mentions": ({"scene_number": m.scene_number, "text": m.text, "context": m.context}
+                          for m in a.mentions)}
+            for a in new), branch_id=branch_id, at=at)
         report["added"] += [a.name for a in new]
         for r in existing if mark_stale else []:
             if r["id"] not in matched and r["origin"] == "extracted" and not r["stale"]:

@@ -3,7 +3,7 @@ rows that `undo` puts back (history.py). Call these inside the caller's `atomic(
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stage5cli.db import dumps, now
@@ -31,35 +31,43 @@ _ASSET_COLUMNS = ("id", "branch_id", "name", "asset_type", "description", "image
                   "metadata", "origin", "stale", "created_at", "updated_at")
 
 
-def insert_assets(project: Project, assets: list[dict[str, Any]], *,
+def insert_assets(project: Project, assets: Iterable[dict[str, Any]], *,
                   branch_id: int | None = None, at: str | None = None) -> list[int]:
     """Insert many assets (and their mentions) into the active branch, or `branch_id`, all
     created at `at`; returns their ids in order. Each dict holds `name` and `asset_type`, and
-    optionally `description`, `metadata` (a dict), `origin`, `mentions` (dicts with
-    scene_number, text, context), `image_key_url`, `image_prompt`, `visual_style_capsule_id`.
+    optionally `description`, `metadata` (a dict), `origin`, `mentions` (an iterable of dicts
+    with scene_number, text, context), `image_key_url`, `image_prompt`,
+    `visual_style_capsule_id`.
 
     Call inside the caller's `atomic()`: the ids are the ones SQLite itself would choose (one
     past the largest), taken explicitly so that one statement inserts every asset and one
-    every mention (a 20,000-asset extraction made 40,000 statements before)."""
-    if not assets:
-        return []
+    every mention (a 20,000-asset extraction made 40,000 statements before). `assets` is read
+    once, lazily, as SQLite takes the rows: a generator never holds every row at once."""
     db = project.db
     at = at or now()
     branch = project.branch_id if branch_id is None else branch_id
     first = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM project_assets").fetchone()[0]
-    ids = list(range(first, first + len(assets)))
+    ids: list[int] = []
+    mentions: list[tuple[int, int, str, str]] = []
     empty_meta = {"aliases": [], "user_fields": []}
+
+    def rows() -> Iterator[tuple]:
+        for a in assets:
+            aid = first + len(ids)
+            ids.append(aid)
+            mentions.extend((aid, m["scene_number"], m.get("text", ""), m.get("context", ""))
+                            for m in a.get("mentions") or ())
+            yield (aid, branch, a["name"], a["asset_type"], a.get("description", ""),
+                   a.get("image_prompt"), a.get("image_key_url"), 0,
+                   a.get("visual_style_capsule_id"), None,
+                   dumps(a.get("metadata") or empty_meta), a.get("origin", "extracted"), 0, at, at)
+
     db.conn.executemany(
         f"INSERT INTO project_assets ({', '.join(_ASSET_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(_ASSET_COLUMNS))})",
-        [(aid, branch, a["name"], a["asset_type"], a.get("description", ""),
-          a.get("image_prompt"), a.get("image_key_url"), 0, a.get("visual_style_capsule_id"),
-          None, dumps(a.get("metadata") or empty_meta), a.get("origin", "extracted"), 0, at, at)
-         for aid, a in zip(ids, assets, strict=True)])
-    db.conn.executemany(
-        "INSERT INTO asset_mentions (asset_id, scene_number, text, context) VALUES (?, ?, ?, ?)",
-        [(aid, m["scene_number"], m.get("text", ""), m.get("context", ""))
-         for aid, a in zip(ids, assets, strict=True) for m in a.get("mentions") or ()])
+        f"VALUES ({', '.join('?' * len(_ASSET_COLUMNS))})", rows())
+    if mentions:
+        db.conn.executemany("INSERT INTO asset_mentions (asset_id, scene_number, text, context) "
+                            "VALUES (?, ?, ?, ?)", mentions)
     return ids
 
 

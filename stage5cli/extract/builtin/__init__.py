@@ -130,7 +130,7 @@ def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[Ex
         index = build_index(sp)
         assets = _pass1(index)
         names = [n for a in assets if a.type == "character" for n in [a.name, *a.aliases]]
-        return describe_all(index, assets, style_name, character_names=names)
+        return describe_all(index, assets, style_name, character_names=names, hand_over=True)
 
 
 def distill_builtin(

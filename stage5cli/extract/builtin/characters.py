@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stage5cli.extract.names import AGE_AFTER, UnionFind, title_case, whole_words
+from stage5cli.extract.names import AGE_AFTER, WORD_CACHE, UnionFind, title_case, whole_words
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -49,7 +49,7 @@ _TITLED_ACTOR = re.compile(
 _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 
 
-@lru_cache(maxsize=1 << 17)  # pure; asked for every span and name, many times each
+@lru_cache(maxsize=WORD_CACHE)  # pure; asked for every span and name, many times each
 def character_key(name: str) -> str:
     """Matching form of a character name: upper case, no leading article, no periods/possessive."""
     n = name.upper().replace("’", "'")
@@ -69,7 +69,7 @@ def core_tokens(key: str) -> list[str]:
     return words
 
 
-@lru_cache(maxsize=1 << 17)  # pure; asked for every name's every variant
+@lru_cache(maxsize=WORD_CACHE)  # pure; asked for every name's every variant
 def is_generic(key: str) -> bool:
     """A name made only of common person words (WOMAN, OLD MAN, SECURITY GUARD's GUARD)."""
     words = key.split()
@@ -613,7 +613,7 @@ def surfaces(names: Iterable[str], token_owner: Counter | None = None) -> set[st
     return forms
 
 
-@lru_cache(maxsize=1 << 16)  # one name is asked about by both passes, many times
+@lru_cache(maxsize=WORD_CACHE)  # one name is asked about by both passes, many times
 def _name_surfaces(name: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """The spellings of one name on its own, and its core tokens."""
     raw = " ".join(name.upper().split())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stage5cli.extract.builtin.characters import (
     caps_neighbour,
@@ -44,7 +44,7 @@ _WORDS = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+")
 _COLOUR_FOLD = {"GREY": "GRAY", "BLOND": "BLONDE", "GOLDEN": "GOLD", "RED-HEADED": "REDHEADED"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Evidence:
     sentences: list[tuple[int, str]] = field(default_factory=list)  # (scene, text)
     ages: list[tuple[int, int]] = field(default_factory=list)
@@ -80,7 +80,10 @@ def _plural(word: str) -> str:
 
 def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
     """One pass over the action text: the sentences that name each character or prop."""
-    evidence = [Evidence() for _ in assets]
+    # a place's sentences are not gathered here: every place shares one empty Evidence (never
+    # written: only characters and props own forms below), not six empty containers each
+    nothing = Evidence()
+    evidence = [nothing if a.type == "location" else Evidence() for a in assets]
     owners: dict[str, list[int]] = defaultdict(list)
     is_char = [a.type == "character" for a in assets]
     for i, a in enumerate(assets):
@@ -674,11 +677,16 @@ def describe_all(
     assets: list[ExtractedAsset],
     style_name: str | None = None,
     character_names: list[str] | None = None,
+    *,
+    hand_over: bool = False,
 ) -> list[ExtractedAsset]:
     """Pass 2 for every asset at once (one scan of the text); returns new assets.
 
     `character_names` (all names and aliases of the script's characters) keeps sentences about
-    people out of location descriptions; found from the script when not given.
+    people out of location descriptions; found from the script when not given. With
+    `hand_over` the caller gives `assets` up: each is replaced in that list by its described
+    asset as soon as it is made (and its evidence dropped), so the two sets never coexist in
+    memory (240,000 of each on a script of distinct headings); the list is returned.
     """
     evidence = _gather(index, assets)
     n_scenes = max(1, len(index.heading_scenes))
@@ -714,7 +722,7 @@ def describe_all(
     settings = _Settings(index)
     place_scores: dict[str, int] = {}  # many scenes open with the same sentence ("He waits.")
     out: list[ExtractedAsset] = []
-    for asset, ev in zip(assets, evidence, strict=True):
+    for i, (asset, ev) in enumerate(zip(assets, evidence, strict=True)):
         names = [asset.name, *asset.aliases]
         scenes = {m.scene_number for m in asset.mentions} | ev.scenes
         extra = dict(asset.extra)
@@ -800,7 +808,7 @@ def describe_all(
         # built once, not copied from the input and then set field by field (six pydantic
         # setattrs); the plain constructor, validated in pydantic-core, is also quicker than
         # model_construct's Python loop over the fields
-        out.append(ExtractedAsset(
+        described = ExtractedAsset(
             name=asset.name,
             type=asset.type,
             aliases=asset.aliases,
@@ -811,8 +819,12 @@ def describe_all(
             has_conflicts=bool(details),
             conflict_details="; ".join(details),
             extra=extra,
-        ))
-    return out
+        )
+        if hand_over:
+            assets[i], evidence[i] = described, None
+        else:
+            out.append(described)
+    return assets if hand_over else out
 
 
 def _sentences_naming(openings: dict[int, list[str]], forms: set[str]) -> set[str]:
@@ -855,6 +867,6 @@ def bound_mentions(mentions: list[Mention]) -> list[Mention]:
     out = []
     for i, m in enumerate(sorted(mentions, key=lambda m: m.scene_number)):
         if i >= MAX_CONTEXT_MENTIONS and m.context:
-            m = m.model_copy(update={"context": ""})
+            m = replace(m, context="")
         out.append(m)
     return out

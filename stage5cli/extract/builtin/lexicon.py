@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from stage5cli.extract.names import WORD_CACHE
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -428,7 +430,7 @@ _VES_S = _words("GLOVES VALVES CURVES NERVES GROOVES SLEEVES STOVES DOVES MOVES 
 _ES_KEEP = _words("SHOES TOES HOES OBOES CANOES MOVIES COOKIES ZOMBIES HIPPIES")
 
 
-@lru_cache(maxsize=1 << 17)  # pure; the same words are asked about all through a script
+@lru_cache(maxsize=WORD_CACHE)  # pure; the same words are asked about all through a script
 def singular(word: str) -> str:
     """The English singular of an upper- or lower-case noun (BARRELS -> BARREL, KNIVES -> KNIFE);
     the words that end in -s without being plurals stay whole (LENS, SERIES, THERMOS, CACTUS,
@@ -460,7 +462,7 @@ def singular(word: str) -> str:
     return w
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=WORD_CACHE)
 def is_person_word(word: str) -> bool:
     up = singular(word.upper().strip(".'"))
     return up in PERSON_NOUNS or (up.endswith(("MAN", "WOMAN")) and len(up) > 5)

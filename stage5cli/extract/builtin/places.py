@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from stage5cli.extract.builtin.text import Index
-from stage5cli.extract.names import UnionFind
+from stage5cli.extract.names import WORD_CACHE, UnionFind
 from stage5cli.screenplay.scenes import (
     CONTINUITY_TAGS,
     STORY_TIME_WORDS,
@@ -192,7 +192,7 @@ def _strip_durations(part: str) -> str:
     return " ".join(words[:cut])
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=WORD_CACHE)
 def place_key(name: str) -> str:
     """Merge key of a place name: no position lead, article, possessive or punctuation."""
     text = name.upper()
@@ -218,7 +218,7 @@ def split_location(location: str) -> tuple[str, list[str]] | None:
     return None if got is None else (got[0], list(got[1]))
 
 
-@lru_cache(maxsize=1 << 16)  # find_places asks about every heading twice
+@lru_cache(maxsize=WORD_CACHE)  # find_places asks about every heading twice
 def _split_location(location: str) -> tuple[str, tuple[str, ...]] | None:
     text = " ".join(location.upper().replace("’", "'").split())
     aliases: list[str] = []
