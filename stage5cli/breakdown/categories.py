@@ -305,12 +305,23 @@ def _in(words: list[str], lexicon: frozenset[str]) -> bool:
 # ---- the screenplay side ---------------------------------------------------------------------
 
 
+_NORMED: dict[str, str] | None = None  # norm_name per distinct string, in finish_extraction
+
+
 def _norm(name: str) -> str:
-    global _norm
+    """norm_name, memoised while a finish_extraction runs: the headings' locations and the
+    locations' names are mostly the same strings, and norm_name's own bounded cache misses on
+    a script of 240,000 distinct headings. (A pure function's memo: threads sharing it only
+    ever recompute.)"""
     from stage5cli.extract.merge import norm_name
 
-    _norm = norm_name  # imported on first use (keeps imports light), then called directly
-    return norm_name(name)
+    memo = _NORMED
+    if memo is None:
+        return norm_name(name)
+    got = memo.get(name)
+    if got is None:
+        got = memo[name] = norm_name(name)
+    return got
 
 
 def _keys(asset: ExtractedAsset) -> set[str]:
@@ -585,6 +596,15 @@ def finish_extraction(assets: list[ExtractedAsset], sp: Screenplay) -> list[Extr
     then gets `extra["category"]`, `extra["category_info"]` and `extra["category_source"]`
     (set in place: the assets handed in are the result's).
     """
+    global _NORMED
+    _NORMED = {}
+    try:
+        return _finish(assets, sp)
+    finally:
+        _NORMED = None
+
+
+def _finish(assets: list[ExtractedAsset], sp: Screenplay) -> list[ExtractedAsset]:
     tagged = script_tag_assets(sp)
     if tagged:
         owner: dict[str, ExtractedAsset] = {}

@@ -25,10 +25,10 @@ GENERIC = frozenset(
 )
 
 
-def _keys(names: Iterable[str]) -> set[str]:
+def _keys(names: Iterable[str], norm: Callable[[str], str] = norm_name) -> set[str]:
     out = set()
     for n in names:
-        k = norm_name(n)
+        k = norm(n)
         if k and k not in GENERIC:
             out.add(k)
     return out
@@ -156,8 +156,18 @@ def merge_assets(assets: Iterable[ExtractedAsset], *,
     items = list(assets)
     same = UnionFind(range(len(items)))
     owner: dict[tuple[str, str], int] = {}
+    # each distinct name normalised once for the keys and the order below (norm_name's own
+    # cache is bounded: a script of 240,000 distinct headings would miss it every time)
+    normed: dict[str, str] = {}
+
+    def norm(name: str) -> str:
+        got = normed.get(name)
+        if got is None:
+            got = normed[name] = norm_name(name)
+        return got
+
     for i, a in enumerate(items):
-        keys = match_key(a)
+        keys = _keys([a.name, *a.aliases], norm)
         if fold is not None:
             keys |= {f for f in map(fold, keys) if f}
         for k in keys:
@@ -172,6 +182,6 @@ def merge_assets(assets: Iterable[ExtractedAsset], *,
 
     def order(a: ExtractedAsset) -> tuple:
         scenes = a.scenes
-        return (ASSET_TYPES.index(a.type), scenes[0] if scenes else 1 << 30, norm_name(a.name), a.name)
+        return (ASSET_TYPES.index(a.type), scenes[0] if scenes else 1 << 30, norm(a.name), a.name)
 
     return sorted(merged, key=order)

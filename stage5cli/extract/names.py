@@ -32,7 +32,7 @@ K = TypeVar("K", bound=Hashable)
 # script asks about fewer than 4,000 distinct ones (Big Fish), so the hits are the same; the
 # bound keeps a hostile script of 240,000 distinct headings (or a long-lived `serve`) from
 # holding hundreds of MB of cached strings.
-WORD_CACHE = 1 << 13
+WORD_CACHE = 1 << 15
 
 PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 SPACES = re.compile(r"\s+")

@@ -117,7 +117,9 @@ def _pass1(index) -> list[ExtractedAsset]:
     assets = [_character_asset(c) for c in chars]
     assets += [_place_asset(p, vehicle_of.get(p.display, "")) for p in places]
     assets += [_prop_asset(p) for p in props if p.mentions]
+    del chars, places, props, caps_props  # freed before the merge (240,000 places, say)
     merged = merge_assets(assets)
+    del assets
     for a in merged:
         a.mentions = bound_mentions(a.mentions)
     return merged

@@ -145,12 +145,13 @@ _DISTINGUISHING = frozenset(
 _NO_PLACE = frozenset({"VARIOUS LOCATIONS", "VARIOUS", "LOCATIONS", "VARIOUS PLACES", "MONTAGE"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Place:
     display: str
     names: Counter = field(default_factory=Counter)
     aliases: set[str] = field(default_factory=set)
     scenes: dict[int, str] = field(default_factory=dict)  # scene -> heading as written
+    key: str = ""  # place_key(display), kept from when the variant was made
 
 
 def _strip_articles(text: str) -> str:
@@ -337,7 +338,7 @@ def find_places(index: Index) -> list[Place]:
         order_display[k] = display
         p = variants.get(display)
         if p is None:
-            p = variants[display] = Place(display)
+            p = variants[display] = Place(display, key=k)
         p.names[display] += 1
         if extra:
             p.aliases.update(extra)
@@ -350,7 +351,8 @@ def _merge(places: list[Place]) -> list[Place]:
     find, union = same.find, same.union
     owner: dict[str, int] = {}
     for i, p in enumerate(places):
-        keys = {place_key(p.display)} | {place_key(a) for a in p.aliases}
+        own = p.key or place_key(p.display)
+        keys = {own} | {place_key(a) for a in p.aliases} if p.aliases else {own}
         for k in keys:
             for kk in (k, k.replace(" ", "")):
                 j = owner.setdefault(kk, i)
@@ -358,7 +360,8 @@ def _merge(places: list[Place]) -> list[Place]:
                     union(i, j)
     # a shorter name inside a longer one: BAXTER'S APARTMENT ~ BAXTER'S SAN FRANCISCO APARTMENT
     simple = [
-        (i, place_key(p.display).split()) for i, p in enumerate(places) if " - " not in p.display
+        (i, (p.key or place_key(p.display)).split()) for i, p in enumerate(places)
+        if " - " not in p.display
     ]
     by_ends: dict[tuple[str, str], list[tuple[int, list[str]]]] = defaultdict(list)
     for j, long in simple:
