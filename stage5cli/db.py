@@ -180,8 +180,13 @@ def _depth(conn: sqlite3.Connection) -> int:
     return _depths[id(conn)]
 
 
+# one encoder for every value stored (json.dumps with options builds a new one per call,
+# and a long extraction stores one metadata object per asset)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
 def dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return _ENCODER.encode(value)
 
 
 def loads(value: str | None, default: object = None) -> object:
