@@ -227,3 +227,13 @@ def test_mentions_built_bounded_are_what_bound_mentions_makes():
         rows = [(rng.randint(1, 9), f"t{i}", rng.choice(["", f"c{i}"])) for i in range(n)]
         want = bound_mentions([Mention(scene_number=s, text=t, context=c) for s, t, c in rows])
         assert _bounded(list(rows)) == want
+
+
+def test_memo_makes_each_value_once():
+    from stage5cli.extract.names import Memo
+
+    calls: list[str] = []
+    memo = Memo(lambda k: calls.append(k) or k.upper())
+    assert [memo["a"], memo["b"], memo["a"]] == ["A", "B", "A"]
+    assert calls == ["a", "b"] and dict(memo) == {"a": "A", "b": "B"}
+    assert memo.get("c") is None and "c" not in memo  # only indexing makes a value

@@ -305,7 +305,7 @@ def _in(words: list[str], lexicon: frozenset[str]) -> bool:
 # ---- the screenplay side ---------------------------------------------------------------------
 
 
-_NORMED: dict[str, str] | None = None  # norm_name per distinct string, in finish_extraction
+_NORMED: dict[str, str] | None = None  # a names.Memo of norm_name while finish_extraction runs
 
 
 def _norm(name: str) -> str:
@@ -316,12 +316,7 @@ def _norm(name: str) -> str:
     from stage5cli.extract.merge import norm_name
 
     memo = _NORMED
-    if memo is None:
-        return norm_name(name)
-    got = memo.get(name)
-    if got is None:
-        got = memo[name] = norm_name(name)
-    return got
+    return norm_name(name) if memo is None else memo[name]
 
 
 def _keys(asset: ExtractedAsset) -> set[str]:
@@ -597,7 +592,9 @@ def finish_extraction(assets: list[ExtractedAsset], sp: Screenplay) -> list[Extr
     (set in place: the assets handed in are the result's).
     """
     global _NORMED
-    _NORMED = {}
+    from stage5cli.extract.names import Memo, norm_name
+
+    _NORMED = Memo(norm_name)
     try:
         return _finish(assets, sp)
     finally:

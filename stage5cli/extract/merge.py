@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from stage5cli.models import ASSET_TYPES, ExtractedAsset, Mention
 
-from .names import SPACES, UnionFind, display_name, norm_name
+from .names import SPACES, Memo, UnionFind, display_name, norm_name
 
 __all__ = ["GENERIC", "display_name", "match_key", "merge_assets", "norm_name"]
 
@@ -158,13 +158,7 @@ def merge_assets(assets: Iterable[ExtractedAsset], *,
     owner: dict[tuple[str, str], int] = {}
     # each distinct name normalised once for the keys and the order below (norm_name's own
     # cache is bounded: a script of 240,000 distinct headings would miss it every time)
-    normed: dict[str, str] = {}
-
-    def norm(name: str) -> str:
-        got = normed.get(name)
-        if got is None:
-            got = normed[name] = norm_name(name)
-        return got
+    norm = Memo(norm_name).__getitem__
 
     for i, a in enumerate(items):
         keys = _keys([a.name, *a.aliases], norm)

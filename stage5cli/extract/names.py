@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from stage5cli.screenplay.scenes import (
     CONTINUITY_TAGS,
@@ -307,6 +307,19 @@ def title_case(name: str) -> str:
     "Dr. Bennett"); mixed-case words and single letters unchanged ("McDONALD", "A")."""
     return " ".join(w[:1].upper() + w[1:].lower() if w.isupper() and len(w) > 1 else w
                     for w in name.split())
+
+
+class Memo(dict):
+    """`fn` of each distinct key, made once and kept for as long as this dict lives (one
+    call's worth): `Memo(place_key)[name]`, or `Memo(Character)[key]` to make on first use."""
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.fn(key)
+        return value
 
 
 class UnionFind(Generic[K]):

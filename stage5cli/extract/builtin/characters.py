@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stage5cli.extract.names import AGE_AFTER, WORD_CACHE, UnionFind, title_case, whole_words
+from stage5cli.extract.names import AGE_AFTER, WORD_CACHE, Memo, UnionFind, title_case, whole_words
 
 from .lexicon import (
     AGE_PREFIXES,
@@ -261,13 +261,8 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     Returns (characters, caps_props) where caps_props are (phrase, head, span) tuples for the
     props pass.
     """
-    chars: dict[str, Character] = {}
-
-    def get(key: str) -> Character:
-        c = chars.get(key)
-        if c is None:
-            c = chars[key] = Character(key)
-        return c
+    chars: dict[str, Character] = Memo(Character)
+    get = chars.__getitem__
 
     # 1. cues
     alone = standalone_cues(index.cues)

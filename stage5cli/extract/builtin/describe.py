@@ -34,7 +34,7 @@ from stage5cli.extract.builtin.lexicon import (
 from stage5cli.extract.builtin.places import place_key
 from stage5cli.extract.builtin.props import noun_key, noun_like
 from stage5cli.extract.builtin.text import UPPER, Index, in_quotes
-from stage5cli.extract.names import AGE_AFTER, WholeWords, title_case, whole_words
+from stage5cli.extract.names import AGE_AFTER, Memo, WholeWords, title_case, whole_words
 from stage5cli.models import ExtractedAsset, Mention
 
 MAX_SCRIPT_SENTENCES = 4
@@ -694,13 +694,7 @@ def describe_all(
     max_lines = max(lines.values(), default=0)
     # a place's key is asked for its headings' locations and again for its names (the same
     # strings, mostly): each distinct string is keyed once
-    place_keys: dict[str, str] = {}
-
-    def key_of(name: str) -> str:
-        got = place_keys.get(name)
-        if got is None:
-            got = place_keys[name] = place_key(name)
-        return got
+    key_of = Memo(place_key).__getitem__
 
     location_scenes: dict[str, set[int]] = defaultdict(set)
     headings = {}

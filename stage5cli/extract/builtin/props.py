@@ -40,6 +40,7 @@ from stage5cli.extract.builtin.lexicon import (
     singular,
 )
 from stage5cli.extract.builtin.text import CapsSpan, Index
+from stage5cli.extract.names import Memo
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|--+|[.,;:!?\"()\[\]-]")
 _PRONOUNS = frozenset("HIM HER THEM ME US YOU IT ITSELF HIMSELF HERSELF THEMSELVES".split())
@@ -317,13 +318,8 @@ def caps_objects(index: Index, caps_props: list[tuple], char_words: set[str]) ->
 
 def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> list[Prop]:
     """Props of the script. `caps_props` come from the characters pass: (phrase, HEAD, span)."""
-    props: dict[str, Prop] = {}
-
-    def get(head: str) -> Prop:
-        p = props.get(head)
-        if p is None:
-            p = props[head] = Prop(head)
-        return p
+    props: dict[str, Prop] = Memo(Prop)
+    get = props.__getitem__
 
     # 1. capitalised objects
     for phrase, head, span in [*caps_props, *caps_objects(index, caps_props, char_words)]:
