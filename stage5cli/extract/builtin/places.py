@@ -321,7 +321,7 @@ def find_places(index: Index) -> list[Place]:
                 variants[order_display[earlier]].scenes.setdefault(
                     scene.number, " ".join(scene.heading.split()))
                 continue
-            got = split_location(" ".join(_forced_words(scene.location)))
+            got = _split_location(" ".join(_forced_words(scene.location)))
         else:
             got = _split_location(scene.location)
         if got is None:
