@@ -78,6 +78,20 @@ def test_failure_at_the_last_step_rolls_back(args, ready, cli, monkeypatch):
 # ---- the reads that decide a lock or an unlock happen inside its transaction --------------
 
 
+def _in_transaction_when_called(monkeypatch, owner, name: str) -> list[bool]:
+    """Wrap `owner.name` (its first argument a Project) to record, per call, whether the
+    project's connection was inside a transaction; returns the record."""
+    real = getattr(owner, name)
+    seen: list[bool] = []
+
+    def watched(project, *a, **kw):
+        seen.append(project.db.conn.in_transaction)
+        return real(project, *a, **kw)
+
+    monkeypatch.setattr(owner, name, watched)
+    return seen
+
+
 def test_lock_all_generated_chooses_its_targets_inside_the_transaction(ready, cli, monkeypatch):
     """`lock-all --generated` reads which assets have a current image inside the BEGIN
     IMMEDIATE that locks them: an image replaced or an asset added by another process between
@@ -85,14 +99,7 @@ def test_lock_all_generated_chooses_its_targets_inside_the_transaction(ready, cl
     import stage5cli.readiness as readiness
 
     root, _ = ready
-    real = readiness.assess
-    seen: list[bool] = []
-
-    def watched(project, *a, **kw):
-        seen.append(project.db.conn.in_transaction)
-        return real(project, *a, **kw)
-
-    monkeypatch.setattr(readiness, "assess", watched)
+    seen = _in_transaction_when_called(monkeypatch, readiness, "assess")
     r = cli("lock-all", "--generated", "--allow-placeholder", "-p", root)
     assert r.exit_code == 0, r.output
     assert "locked" in r.stdout and seen == [True]
@@ -102,14 +109,7 @@ def test_unlock_reads_the_stage_inside_the_transaction(ready, cli, monkeypatch):
     """`unlock` refuses on a locked stage; the stage it checks is read inside the transaction
     that unlocks, so a `lock-all` finishing in another process in between cannot be missed."""
     root, _ = ready
-    real = Project.stage
-    seen: list[bool] = []
-
-    def watched(self, *a, **kw):
-        seen.append(self.db.conn.in_transaction)
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Project, "stage", watched)
+    seen = _in_transaction_when_called(monkeypatch, Project, "stage")
     r = cli("unlock", "MARA", "-p", root)
     assert r.exit_code == 0, r.output
     assert seen and all(seen), seen
