@@ -199,8 +199,8 @@ def run(project_dir: Path, script: Path, opts: PipelineOptions, progress: Progre
         res.requests = int(st.get("requests") or 0)
         res.add_cost(st.get("cost_usd", 0.0))
         res.warnings = list(outcome.failures)
-        if outcome.result.grounding_warning():  # LLM entities the script does not name
-            res.warnings.append(outcome.result.grounding_warning())
+        # LLM entities the script does not name; assets beyond the cap of one kind
+        res.warnings.extend(outcome.result.warnings())
         _fill_counts(res, project)
         done("extract")
         if opts.resolve_conflicts:

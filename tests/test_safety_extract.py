@@ -1,5 +1,6 @@
-"""Issue 14 items 4, 5, 6 and 9 from the CLI: a failed run changes nothing it did not finish,
-a provider's text is scrubbed before it is stored, names are data, a model's sizes are capped."""
+"""Issue 14 items 3, 4, 5, 6 and 9 from the CLI: at most so many assets of a kind, a failed run
+changes nothing it did not finish, a provider's text is scrubbed before it is stored, names are
+data, a model's sizes are capped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stage5cli.store import MAX_ALIASES, MAX_MENTIONS
+from stage5cli.store import MAX_ALIASES, MAX_ASSETS_PER_KIND, MAX_MENTIONS
 
 from .conftest import table_dump
 from .fake_llm import FakeLLM
@@ -139,3 +140,65 @@ def test_a_number_is_an_id_never_a_name(styled, cli):
         assert out.exit_code == 0 and json.loads(out.stdout)["name"] == "DOOR", ref
     assert cli("remove", f"#{door_id}", "--yes", "-p", styled).exit_code == 0
     assert [n for (n,) in _rows(styled, "SELECT name FROM project_assets")] == ["LOCKER 1"]
+
+
+# five speakers: ROOK in three scenes, MARA in two, the others once each, TESS and VIK last
+CROWD = "".join(f"INT. ROOM - DAY\n\n{who} waits.\n\n" + "".join(
+    f"{w}\nNow.\n\n" for w in who.split(" and ")) for who in (
+        "ROOK and MARA", "ROOK and ODO", "ROOK and MARA", "TESS", "VIK"))
+
+
+def _names(styled, kind):
+    return sorted(n for n, t in _rows(styled, "SELECT name, asset_type FROM project_assets")
+                  if t == kind)
+
+
+def test_at_most_so_many_assets_of_a_kind_are_kept_the_most_seen(styled, cli, tmp_path,
+                                                                 monkeypatch):
+    script = tmp_path / "crowd.fountain"
+    script.write_text(CROWD)
+    assert cli("extract", script, "-p", styled).exit_code == 0
+    assert _names(styled, "character") == ["MARA", "ODO", "ROOK", "TESS", "VIK"]
+    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 3)
+    r = cli("extract", script, "-p", styled)
+    assert r.exit_code == 0, r.output
+    assert "left out the 2 characters seen in the fewest scenes: at most 3 of each kind" in r.stderr
+    data = json.loads(cli("extract", script, "-p", styled, "--json").stdout)
+    assert data["left_out"] == {"character": 2} and data["counts"]["character"] == 3
+    # the assets left out were found, not vanished: a capped run marks nothing stale
+    assert not _rows(styled, "SELECT name FROM project_assets WHERE stale = 1")
+    fresh = tmp_path / "fresh"
+    assert cli("init", fresh).exit_code == 0
+    assert cli("style", "lock", "film-noir", "-p", fresh).exit_code == 0
+    assert cli("extract", script, "-p", fresh).exit_code == 0
+    assert _names(fresh, "character") == ["MARA", "ODO", "ROOK"]  # the most-seen, then earliest
+
+
+def test_the_cap_of_a_kind_is_applied_before_a_models_pass_2(styled, cli, script, monkeypatch):
+    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 1)
+    with FakeLLM() as llm:
+        r = _extract(cli, styled, script, llm, "--json")
+        pass2 = [r for r in llm.requests if "Asset:" in r.body.decode()]
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    kinds = {t for (t,) in _rows(styled, "SELECT asset_type FROM project_assets")}
+    assert data["counts"] == {k: 1 for k in ("character", "prop", "location")} and len(kinds) == 3
+    assert data["left_out"] == {"character": 1, "location": 1}  # ROOK, DOCKS: seen least
+    assert len(pass2) == 3  # no request for what was left out
+    assert _names(styled, "character") == ["MARA"]
+
+
+def test_a_script_of_thousands_of_speakers_keeps_the_cap(styled, cli, tmp_path):
+    n = MAX_ASSETS_PER_KIND + 10
+    syllables = ["KA", "LO", "MI", "RA", "TEN", "VO", "ZU", "BEL", "DOR", "FIN"]
+    names = [syllables[i % 10] + syllables[i // 10 % 10] + syllables[i // 100 % 10]
+             + syllables[i // 1000] + "EX" for i in range(n)]
+    script = tmp_path / "many.fountain"
+    script.write_text("".join(f"INT. ROOM - DAY\n\n{w}\nHello.\n\n" for w in names))
+    r = cli("extract", script, "-p", styled, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["counts"]["character"] == MAX_ASSETS_PER_KIND
+    assert data["left_out"] == {"character": 10}
+    kept = {n.upper() for n in _names(styled, "character")}
+    assert kept == set(names[:MAX_ASSETS_PER_KIND])  # each speaks once: the earliest are kept

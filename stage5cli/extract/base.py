@@ -108,6 +108,9 @@ class ExtractionResult(BaseModel):
     # LLM entities none of whose names occur in the chunk they came from ("type: name"), dropped
     ungrounded: list[str] = Field(default_factory=list)
     concurrency: list[int] = Field(default_factory=list)  # requests in flight, per LLM pass
+    # kind -> assets found beyond the cap of one kind (store.extracted.MAX_ASSETS_PER_KIND),
+    # the least-seen, left out of the result
+    left_out: dict[str, int] = Field(default_factory=dict)
 
     def grounding_warning(self) -> str | None:
         """One line about the dropped ungrounded entities, or None."""
@@ -118,6 +121,22 @@ class ExtractionResult(BaseModel):
         return (f"dropped {n} entit{'y' if n == 1 else 'ies'} not found in the script "
                 f"(the model named them, the text does not): {shown}")
 
+    def left_out_warning(self) -> str | None:
+        """One line about the assets left out by the cap of one kind, or None."""
+        if not self.left_out:
+            return None
+        from stage5cli.store import extracted
+
+        parts = [f"{n:,} {kind}{'' if n == 1 else 's'}" for kind, n in sorted(self.left_out.items())]
+        kinds = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+        return (f"left out the {kinds} seen in the fewest scenes: at most "
+                f"{extracted.MAX_ASSETS_PER_KIND:,} of each kind are kept from one script (nothing was "
+                "marked stale)")
+
+    def warnings(self) -> list[str]:
+        """The lines `extract` and `batch` warn with: dropped ungrounded entities, the cap."""
+        return [w for w in (self.grounding_warning(), self.left_out_warning()) if w]
+
     def stats(self) -> dict[str, Any]:
         """The figures `extract --json` and `batch` report."""
         return {"requests": self.requests, "cache_hits": self.cache_hits,
@@ -125,7 +144,8 @@ class ExtractionResult(BaseModel):
                 "cost_usd": self.cost_usd,
                 **({"tag_warnings": list(self.tag_warnings)} if self.tag_warnings else {}),
                 **({"ungrounded": len(self.ungrounded), "ungrounded_names": list(self.ungrounded)}
-                   if self.ungrounded else {})}
+                   if self.ungrounded else {}),
+                **({"left_out": dict(self.left_out)} if self.left_out else {})}
 
 
 class ConflictFix(BaseModel):

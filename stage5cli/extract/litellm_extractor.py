@@ -323,12 +323,13 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
             tick("pass1", done, len(chunks))
 
     found = await _all(caller, [one_chunk(c) for c in chunks])
-    from stage5cli.store.extracted import cap, scrubbed
+    from stage5cli.store.extracted import cap, most_seen, scrubbed
 
-    # scrubbed and capped (aliases, mentions) before pass 2: its prompt never carries a key a
-    # server echoed, and stays bounded whatever pass 1 said
-    merged = [bound_contexts(a) for a in
-              cap(scrubbed(merge_assets((a for batch in found for a in batch), fold=fold_key)))]
+    # scrubbed and capped (assets of a kind, aliases, mentions) before pass 2: its prompt never
+    # carries a key a server echoed, and it stays bounded whatever pass 1 said
+    kept, left_out = most_seen(
+        scrubbed(merge_assets((a for batch in found for a in batch), fold=fold_key)))
+    merged = [bound_contexts(a) for a in cap(kept)]
 
     done = 0
     caller.size_for(len(merged))
@@ -359,6 +360,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
         pass1_input_tokens=sum(_message_tokens(pass1_messages(c)) for c in chunks),
         ungrounded=_unfound(merged, [e for i in sorted(ungrounded) for e in ungrounded[i]]),
         concurrency=caller.concurrency_used,
+        left_out=left_out,
     )
 
 

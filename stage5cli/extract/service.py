@@ -79,12 +79,14 @@ def run(project: Project, script: Path, opts: LLMOptions,
     result.assets = extracted
     result.tag_warnings = list(sp.tag_warnings or [])  # (screenplay/fdx_tags.py)
     result.failures = [scrub(f) for f in result.failures]
-    # a run with a failed pass did not look at everything: it marks nothing stale
+    # a run with a failed pass did not look at everything, and one that left assets out by the
+    # cap of one kind did not keep everything it saw: it marks nothing stale
     with collector_paused():
         report = save_extraction(project, extracted, extractor=extractor.extractor_id,
                                  model=extractor.model,
                                  script_path=script_relpath(project, script),
-                                 script_sha256=sp.source.sha256, mark_stale=not result.failures,
+                                 script_sha256=sp.source.sha256,
+                                 mark_stale=not (result.failures or result.left_out),
                                  started=started)
     counts = {t: sum(1 for a in extracted if a.type == t) for t in ("character", "prop", "location")}
     return ExtractOutcome(report=report, extractor=extractor.extractor_id, model=extractor.model,

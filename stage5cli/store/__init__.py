@@ -13,6 +13,7 @@ save_extraction, which is one transaction of its own.
 from .extracted import (
     CONTEXT_QUOTES,
     MAX_ALIASES,
+    MAX_ASSETS_PER_KIND,
     MAX_MENTIONS,
     MovedOn,
     check_started_on,
@@ -68,7 +69,7 @@ from .write import (
 )
 
 __all__ = [
-    "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetDetail", "AssetView",
+    "CONTEXT_QUOTES", "MAX_ALIASES", "MAX_ASSETS_PER_KIND", "MAX_DESCRIPTION", "MAX_MENTIONS", "MAX_NAME", "AssetDetail", "AssetView",
     "JobView", "MentionView", "MovedOn", "check_started_on", "started_on",
     "add_mentions", "all_image_refs", "as_extracted", "asset_view", "by_ids", "check_alias",
     "check_description", "check_name", "check_type", "delete_assets", "image_refs",

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stage5cli.db import atomic, now
 from stage5cli.errors import BlockedError
@@ -17,9 +18,14 @@ from .write import insert_assets, replace_mentions, snapshot, update_asset
 if TYPE_CHECKING:
     from stage5cli.models import ExtractedAsset
 
+T = TypeVar("T")
+
 CONTEXT_QUOTES = 5  # context quotes kept in metadata.source_mentions
 MAX_ALIASES = 50  # aliases kept per asset from one extraction (a model can answer thousands)
 MAX_MENTIONS = 500  # mentions kept per asset from one extraction
+# assets of one kind kept from one extraction: the most-seen ones (a feature has a few hundred of
+# each; a script of nothing but distinct names, or a model answering thousands, is cut here)
+MAX_ASSETS_PER_KIND = 2000
 # metadata keys of the breakdown (breakdown/categories.py); `edit --category` owns all three
 BREAKDOWN_KEYS = ("category", "category_info", "category_source")
 
@@ -84,6 +90,37 @@ def cap(assets: list[ExtractedAsset]) -> list[ExtractedAsset]:
         if len(a.mentions) > MAX_MENTIONS:
             a.mentions = a.mentions[:MAX_MENTIONS]
     return assets
+
+
+def keep_most_seen(items: list[T], scenes: Callable[[T], Iterable[int]],
+                   limit: int | None = None) -> list[T]:
+    """The `limit` (MAX_ASSETS_PER_KIND) items seen in the most scenes (then the earliest
+    seen, then the first given), in their order: every item when there are not more."""
+    limit = MAX_ASSETS_PER_KIND if limit is None else limit
+    if len(items) <= limit:
+        return items
+
+    def rank(i: int) -> tuple[int, int, int]:
+        seen = set(scenes(items[i]))
+        return (-len(seen), min(seen, default=1 << 62), i)
+
+    return [items[i] for i in sorted(sorted(range(len(items)), key=rank)[:limit])]
+
+
+def most_seen(assets: list[ExtractedAsset], limit: int | None = None
+              ) -> tuple[list[ExtractedAsset], dict[str, int]]:
+    """At most `limit` (MAX_ASSETS_PER_KIND) assets of each kind (keep_most_seen by their
+    mentions' scenes), in their order; and how many of each kind were left out."""
+    limit = MAX_ASSETS_PER_KIND if limit is None else limit
+    by_kind: dict[str, list[ExtractedAsset]] = {}
+    for a in assets:
+        by_kind.setdefault(a.type, []).append(a)
+    over = {kind: len(of) - limit for kind, of in by_kind.items() if len(of) > limit}
+    if not over:
+        return assets, {}
+    kept = {id(a) for of in by_kind.values()
+            for a in keep_most_seen(of, lambda a: (m.scene_number for m in a.mentions), limit)}
+    return [a for a in assets if id(a) in kept], over
 
 
 def scrubbed(assets: list[ExtractedAsset], *, from_provider: bool = True

@@ -136,9 +136,8 @@ def extract(
         con.print("next: stage5 review, then stage5 generate --all")
         from rich.markup import escape
 
-        grounding = outcome.result.grounding_warning()
-        if grounding:
-            err_console().print(f"[yellow]warning:[/] {escape(grounding)}", highlight=False)
+        for w in outcome.result.warnings():
+            err_console().print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
         for w in outcome.stats.get("tag_warnings", []):
             err_console().print(f"[yellow]warning:[/] FDX tags: {esc(w)}")

@@ -44,6 +44,7 @@ from stage5cli.extract.merge import match_key, merge_assets
 from stage5cli.gcpause import collector_paused
 from stage5cli.models import ExtractedAsset, Mention
 from stage5cli.screenplay.model import Screenplay
+from stage5cli.store.extracted import most_seen
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -95,7 +96,7 @@ def _prop_asset(p: Prop) -> ExtractedAsset:
         extra={
             "source": "caps" if p.caps else "handled" if p.handled else "recurring",
             "handled": p.handled,
-            "handled_scenes": len(p.handled_scenes),
+            "handled_scenes": p.handled_in(),
             **({"set": p.set_name} if p.set_name else {}),
         },
     )
@@ -107,10 +108,13 @@ def find_assets(sp: Screenplay) -> list[ExtractedAsset]:
     return _pass1(index)
 
 
-def _pass1(index) -> list[ExtractedAsset]:
+def _pass1(index, left_out: dict[str, int] | None = None) -> list[ExtractedAsset]:
+    """Pass 1 on the index: at most MAX_ASSETS_PER_KIND of each kind, the most-seen (how many
+    of each kind were left out is added to `left_out` when given)."""
     chars, caps_props = find_characters(index)
     char_words = {w for c in chars for n in c.names for w in core_tokens(character_key(n))}
-    places = find_places(index)
+    # at most MAX_ASSETS_PER_KIND places, the most-seen (the rest is left out)
+    places = index.most_seen("location", find_places(index), lambda p: p.scenes)
     props = find_props(index, caps_props, char_words)
     link_vehicles(index, props, places)
     vehicle_of = {p.set_name: prop_name(p) for p in props if p.set_name}
@@ -118,19 +122,23 @@ def _pass1(index) -> list[ExtractedAsset]:
     assets += [_place_asset(p, vehicle_of.get(p.display, "")) for p in places]
     assets += [_prop_asset(p) for p in props if p.mentions]
     del chars, places, props, caps_props  # freed before the merge (240,000 places, say)
-    merged = merge_assets(assets)
+    merged, dropped = most_seen(merge_assets(assets))
     del assets
+    if left_out is not None:
+        for kind in {*index.left_out, *dropped}:
+            left_out[kind] = index.left_out.get(kind, 0) + dropped.get(kind, 0)
     for a in merged:
         a.mentions = bound_mentions(a.mentions)
     return merged
 
 
-def extract_builtin(sp: Screenplay, *, style_name: str | None = None) -> list[ExtractedAsset]:
+def extract_builtin(sp: Screenplay, *, style_name: str | None = None,
+                    left_out: dict[str, int] | None = None) -> list[ExtractedAsset]:
     """Both passes on a parsed script; deterministic, offline. Order: characters, locations,
-    props, each by first scene."""
+    props, each by first scene. Assets left out by the cap of one kind: see _pass1."""
     with collector_paused():
         index = build_index(sp)
-        assets = _pass1(index)
+        assets = _pass1(index, left_out)
         names = [n for a in assets if a.type == "character" for n in [a.name, *a.aliases]]
         return describe_all(index, assets, style_name, character_names=names, hand_over=True)
 
@@ -172,10 +180,11 @@ class BuiltinExtractor(Extractor):
                 progress: Progress | None = None) -> ExtractionResult:
         if progress:
             progress("extract", 0, 1)
-        assets = extract_builtin(screenplay, style_name=style_name)
+        left_out: dict[str, int] = {}
+        assets = extract_builtin(screenplay, style_name=style_name, left_out=left_out)
         if progress:
             progress("extract", 1, 1)
-        return ExtractionResult(assets=assets)
+        return ExtractionResult(assets=assets, left_out=left_out)
 
     def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
                 script: Callable[[], Screenplay], instructions: str | None = None,

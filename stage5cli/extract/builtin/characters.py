@@ -38,6 +38,8 @@ from .text import UPPER, WINDOW, CapsSpan, Index, in_quotes
 GROUP_MIN_LINES = 5
 _JOINT = re.compile(r"\s+(?:AND|&)\s+|\s*/\s*")
 _DIGITS = re.compile(r"^\d+$")
+_POSSESSIVE = re.compile(r"'S\b")
+_AND_SPLIT = re.compile(r"\s+(?:AND|&)\s+")
 _EPITHET = re.compile(r"(?<![\w'])([Tt]he) ([A-Z][a-z]+)\b(?!\s+[A-Z][a-z])")
 # Title + Surname, then a present-tense verb: "Mr. Hoff takes", "Dr. Ortiz is", "Sgt. Poole FIRES"
 _TITLE_FORMS = sorted({t.rstrip(".").title() for t in TITLES}, key=len, reverse=True)
@@ -53,7 +55,7 @@ _TITLES = frozenset(t.rstrip(".") for t in TITLES)
 def character_key(name: str) -> str:
     """Matching form of a character name: upper case, no leading article, no periods/possessive."""
     n = name.upper().replace("’", "'")
-    n = re.sub(r"'S\b", "", n)
+    n = _POSSESSIVE.sub("", n)
     n = n.replace(".", " ").replace(",", " ")
     words = n.split()
     while len(words) > 1 and words[0] in ("THE", "A", "AN"):
@@ -78,7 +80,7 @@ def is_generic(key: str) -> bool:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class Character:
     key: str
     names: Counter = field(default_factory=Counter)  # spelling -> times seen
@@ -188,7 +190,7 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         return ("character", " ".join(words))  # GROWN-UP EDWARD, YOUNG WILL
     # joint mention: BRICK AND STEEL
     if "AND" in words or "&" in words:
-        parts = [character_key(p) for p in re.split(r"\s+(?:AND|&)\s+", " ".join(words))]
+        parts = [character_key(p) for p in _AND_SPLIT.split(" ".join(words))]
         if parts and all(p in known for p in parts):
             return ("mention", parts[0], *parts[1:])
         return None
@@ -199,7 +201,8 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         w in NUMBER_WORDS or w in GROUP_PREFIXES for w in words[: len(words) - len(core)]
     )
     plain = [w[:-2] if w.endswith("'S") else w for w in core]
-    if any(w in SOUND_WORDS or w in CAMERA_WORDS or w in EVENT_WORDS for w in plain[-1:]):
+    last = plain[-1]
+    if last in SOUND_WORDS or last in CAMERA_WORDS or last in EVENT_WORDS:
         # "THE PHONE RINGS AGAIN", "ANGLE ON", "A LAUGH": events, not things or people
         if not (len(plain) > 1 and is_person_word(plain[-1])):
             return None
@@ -224,7 +227,8 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         return None
     if core[0] in GROUP_PREFIXES or quantified:
         return None
-    if is_plural_person(head) or any(w in GROUP_WORDS for w in plain):
+    grouped = not GROUP_WORDS.isdisjoint(plain)
+    if grouped or is_plural_person(head):
         return None
     if head_plain in BODY_PARTS:
         return None
@@ -241,15 +245,16 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
             return ("character", " ".join(core))
     if span.standalone:
         return None
-    if any(w in PREPOSITIONS or w in SOUND_WORDS or w in CAMERA_WORDS for w in core):
+    if not (PREPOSITIONS.isdisjoint(core) and SOUND_WORDS.isdisjoint(core)
+            and CAMERA_WORDS.isdisjoint(core)):
         return None
-    if len(core) <= 3 and not any(_DIGITS.match(w) for w in core):
+    if len(core) <= 3 and not any(w.isdecimal() for w in core):  # (what _DIGITS matches)
         if span.age_after() is not None or span.appositive_after() or span.intro_before():
             return ("character", " ".join(core))
         # Screenwriters capitalise the objects that matter: "a long brass LIGHTER", "her
         # dented RED THERMOS". An unknown noun in CAPS right after a determiner is a prop.
         if (span.det_near() and not is_person_word(head) and head_plain not in PLACE_NOUNS
-                and not any(w in GROUP_WORDS for w in plain) and len(head_plain) >= 3
+                and not grouped and len(head_plain) >= 3
                 and not head_plain.endswith("ING") and not span.modifies_next()):
             return ("prop", " ".join(phrase), head_plain)
     return None
@@ -498,7 +503,10 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     groups: dict[str, list[Character]] = defaultdict(list)
     for k, c in live.items():
         groups[uf.find(k)].append(c)
-    merged = [_combine(members) for members in groups.values()]
+    # at most MAX_ASSETS_PER_KIND, the most-seen (the scenes they speak or are introduced in),
+    # get their mentions scanned (the rest is left out)
+    merged = index.most_seen("character", [_combine(members) for members in groups.values()],
+                             _scenes)
     _scan_mentions(index, merged)
     return merged, caps_props
 

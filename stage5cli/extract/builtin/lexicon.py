@@ -444,6 +444,8 @@ def singular(word: str) -> str:
 
     if len(w) <= 3 or up in _S_SINGULARS or up.endswith(("SS", "US", "IS", "'S")):
         return w
+    if up[-1] != "S" and not up.endswith("MEN") and up not in _IRREGULAR:
+        return w  # every rule below wants one of these
     if up in _IRREGULAR and up != "DICE":
         got = _IRREGULAR[up]
         return got.lower() if lower else got
@@ -468,6 +470,7 @@ def is_person_word(word: str) -> bool:
     return up in PERSON_NOUNS or (up.endswith(("MAN", "WOMAN")) and len(up) > 5)
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_plural_person(word: str) -> bool:
     up = word.upper().strip(".'")
     if up in GROUP_WORDS:

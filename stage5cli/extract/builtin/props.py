@@ -59,22 +59,27 @@ _ADVERBS = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Prop:
     head: str  # singular, lower case ("printer", "traffic light")
     phrases: Counter = field(default_factory=Counter)  # how the script names it
     caps: Counter = field(default_factory=Counter)  # capitalised names ("LASER PRINTER")
     handled: int = 0
-    handled_scenes: set[int] = field(default_factory=set)
+    # the scenes it is handled in, in order, a repeat in a row once (handled_in() counts them):
+    # a list, a third the size of a set, for the hundreds of thousands a hostile script makes
+    handled_scenes: list[int] = field(default_factory=list)
     mentions: dict[int, tuple[str, str]] = field(default_factory=dict)  # scene -> (text, context)
     count: int = 0  # noun occurrences in action and dialogue
-    scenes: set[int] = field(default_factory=set)  # scenes with such an occurrence
     caps_span: CapsSpan | None = None
     caps_spans: dict[str, CapsSpan] = field(default_factory=dict)  # first span of each caps name
     compound: str = ""  # the two-word name the script gives it ("remote control", "wedding ring")
     bare_head: bool = True  # the bare noun is one of its names (not for a split-off twin)
     twin_names: tuple[str, ...] = ()  # the other objects of the same noun: not its mentions
     set_name: str = ""  # the location this prop also is: a vehicle used as a heading
+
+    def handled_in(self) -> int:
+        """How many scenes it is handled in."""
+        return len(set(self.handled_scenes))
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
@@ -99,7 +104,7 @@ def link_vehicles(index: Index, props: list[Prop], places: list) -> None:
         )
         if head not in VEHICLES and not tagged:
             continue
-        if len(words) > 4 or _excluded(head.lower(), set()) and head not in VEHICLES:
+        if len(words) > 4 or _excluded(head.lower(), _NO_WORDS) and head not in VEHICLES:
             continue
         key = head.lower()
         p = by_head.get(key)
@@ -112,7 +117,6 @@ def link_vehicles(index: Index, props: list[Prop], places: list) -> None:
         p.set_name = place.display
         p.caps[place.display.upper()] += 1
         for scene, heading in sorted(place.scenes.items()):
-            p.scenes.add(scene)
             p.mentions.setdefault(scene, (place.display, heading[:240]))
         p.mentions = dict(sorted(p.mentions.items()))
 
@@ -153,6 +157,7 @@ def _tokens(text: str) -> list[str]:
 
 
 _NOUN_KEYS: dict[str, str] = {}
+_NO_WORDS: frozenset[str] = frozenset()
 
 
 def noun_key(word: str) -> str:
@@ -191,30 +196,33 @@ def _excluded(key: str, char_words: set[str]) -> bool:
 def _handled_objects(tokens: list[str], char_words: set[str]):
     """(head, phrase) of each object after a handling verb: "picks up a stone" -> stone."""
     n = len(tokens)
-    for i, tok in enumerate(tokens):
-        if tok.upper() not in HANDLING_VERBS:
+    ups = [t.upper() for t in tokens]  # asked about again and again below
+    if HANDLING_VERBS.isdisjoint(ups):
+        return
+    for i, tok in enumerate(ups):
+        if tok not in HANDLING_VERBS:
             continue
         j = i + 1
         skipped = 0
-        while j < n and tokens[j].upper() in VERB_PARTICLES and skipped < 2:
+        while j < n and ups[j] in VERB_PARTICLES and skipped < 2:
             j += 1
             skipped += 1
         # an indirect object: "hands Zacky his flashlight", "hands him the ring"
-        if j + 1 < n and (tokens[j].upper() in _PRONOUNS or tokens[j][:1].isupper()):
-            if tokens[j + 1].upper() in DETERMINERS or tokens[j + 1].upper().endswith("'S"):
+        if j + 1 < n and (ups[j] in _PRONOUNS or tokens[j][:1].isupper()):
+            if ups[j + 1] in DETERMINERS or ups[j + 1].endswith("'S"):
                 j += 1
         has_det = False
         while j < n and (
-            tokens[j].upper() in DETERMINERS
-            or tokens[j].upper().endswith(("'S", "S'"))
-            or tokens[j].upper() in NUMBER_WORDS
+            ups[j] in DETERMINERS
+            or ups[j].endswith(("'S", "S'"))
+            or ups[j] in NUMBER_WORDS
         ):
             has_det = True
             j += 1
         words: list[str] = []
         while j < n and len(words) < 3:
             t = tokens[j]
-            up = t.upper()
+            up = ups[j]
             if t == "," and words and words[-1].upper() in _ADJECTIVES:
                 j += 1  # "a large, heavy crowbar"
                 continue
@@ -269,7 +277,7 @@ def _caps_object_ok(words: list[str], char_words: set[str]) -> str | None:
         return None
     if any(w in CLOSED_CLASS or w in PREPOSITIONS for w in core):
         return None
-    if _excluded(hp.lower(), set()):
+    if _excluded(hp.lower(), _NO_WORDS):
         return None
     return hp
 
@@ -327,7 +335,7 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         words = phrase.split()
         if len(words) >= 2 and (words[-2], head) in OBJECT_COMPOUNDS:
             key = f"{words[-2].lower()} {key}"
-        if _excluded(key.split()[-1], set()) and key.upper() not in OBJECT_NOUNS:
+        if _excluded(key.split()[-1], _NO_WORDS) and key.upper() not in OBJECT_NOUNS:
             continue
         # "JOHN DROPS THE LANTERN" (an all-caps line) -> "LANTERN"; not "KEY TO THE CITY"
         for i in range(len(words) - 1, 0, -1):
@@ -353,12 +361,9 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
     compounds = {f"{a.lower()} {b.lower()}" for a, b in OBJECT_COMPOUNDS}
     compound_heads = {c.split()[-1] for c in compounds}
     handled: list[tuple[str, str, int, int]] = []
-    token_lists: list[list[str]] = []
     for pi, para in enumerate(index.paragraphs):
-        tokens = _tokens(para.text) if para.kind != "forced_heading" else []
-        token_lists.append(tokens)
         if para.kind == "action":
-            for head, phrase in _handled_objects(tokens, char_words):
+            for head, phrase in _handled_objects(_tokens(para.text), char_words):
                 handled.append((head, phrase, pi, para.scene))
     singled: set[str] = set()
     for para in index.paragraphs:
@@ -374,19 +379,25 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
     # sound of a percussion brush" are not the story's object)
     present: Counter = Counter()
     synonyms_seen: dict[str, Counter] = defaultdict(Counter)  # "chopper" for helicopter
-    for pi, tokens in enumerate(token_lists):
-        scene = index.paragraphs[pi].scene
-        action = index.paragraphs[pi].kind == "action"
+    known_key = _NOUN_KEYS.get  # noun_key's memo, asked first (most words are in it)
+    for pi, para in enumerate(index.paragraphs):
+        if para.kind == "forced_heading":
+            continue
+        # tokenised again rather than kept from the loop above (a list per paragraph of a
+        # 10 MB script is a hundred MB)
+        tokens = _tokens(para.text)
+        scene = para.scene
+        action = para.kind == "action"
         prev = ""
         prev_key = ""
         for ti, t in enumerate(tokens):
             if not t[0].isalpha():
                 prev, prev_key = t, ""
                 continue
-            key = noun_key(t)
-            if key in wanted and key != t.lower() and singular(t.upper()) in OBJECT_SYNONYMS:
-                synonyms_seen[key][singular(t.lower())] += 1
+            key = known_key(t) or noun_key(t)
             if key in wanted:
+                if key != t.lower() and singular(t.upper()) in OBJECT_SYNONYMS:
+                    synonyms_seen[key][singular(t.lower())] += 1
                 compound = f"{prev_key} {key}" if prev_key else ""
                 if compound in compounds:  # "traffic lights": the pair names the thing
                     occurrences[compound].append((pi, scene))
@@ -399,13 +410,21 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
                         present[key] += 1
             prev, prev_key = t, key
 
+    seen_in: dict[str, set[int]] = {}  # head -> paragraphs of its occurrences (made when asked)
     for head, phrase, pi, scene in handled:
-        if (pi, scene) not in occurrences[head]:
-            occurrences[head].append((pi, scene))  # "picks up the truck keys": the keys
+        occ = occurrences[head]
+        paras = seen_in.get(head)
+        if paras is None:
+            paras = seen_in[head] = {o[0] for o in occ}
+        if pi not in paras:
+            paras.add(pi)
+            occ.append((pi, scene))  # "picks up the truck keys": the keys
         p = get(head)
         p.handled += 1
-        p.handled_scenes.add(scene)
+        if not p.handled_scenes or p.handled_scenes[-1] != scene:
+            p.handled_scenes.append(scene)
         p.phrases[phrase] += 1
+    del seen_in
 
     # 3. objects the script keeps coming back to
     threshold = max(3, round(len(index.scene_numbers) / 20))
@@ -419,11 +438,9 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         if len(occ) >= threshold:
             get(key)
 
-    out: list[Prop] = []
+    kept: list[tuple[str, Prop]] = []
     for key, p in props.items():
-        occ = occurrences.get(key, [])
-        p.count = len(occ)
-        p.scenes = {s for _, s in occ}
+        p.count = len(occurrences.get(key, ()))
         known_object = key.upper() in OBJECT_NOUNS or key in compounds
         if p.caps:
             keep = True
@@ -435,16 +452,28 @@ def find_props(index: Index, caps_props: list[tuple], char_words: set[str]) -> l
         elif known_object:
             # an object noun handled more than once or in more than one scene, or recurring
             keep = (
-                len(p.handled_scenes) >= 2
+                p.handled_in() >= 2
                 or p.handled >= 2
                 or (p.handled >= 1 and (p.count >= 3 or key in singled))
                 or p.count >= threshold
             )
         else:
             # any other noun must be handled in two scenes at least, or handled and singled out
-            keep = len(p.handled_scenes) >= 2 or (p.handled >= 1 and key in singled)
-        if not keep:
-            continue
+            keep = p.handled_in() >= 2 or (p.handled >= 1 and key in singled)
+        if keep:
+            kept.append((key, p))
+
+    def action_scenes(kp: tuple[str, Prop]):  # where its mentions can be
+        key, p = kp
+        paragraphs = index.paragraphs
+        yield from (s for pi, s in occurrences.get(key, ()) if paragraphs[pi].kind == "action")
+        if p.caps_span is not None:
+            yield p.caps_span.scene
+
+    # at most MAX_ASSETS_PER_KIND, the most-seen, get their mentions (the rest is left out)
+    out: list[Prop] = []
+    for key, p in index.most_seen("prop", kept, action_scenes):
+        occ = occurrences.get(key, [])
         for word, n in synonyms_seen.get(key, {}).items():
             p.phrases[word] += n
         twins = _split_by_modifier(p, occurrences, compounds)
@@ -482,7 +511,6 @@ def _split_by_modifier(p: Prop, occurrences: dict, compounds: set[str]) -> list[
             twin.caps_spans[name] = p.caps_spans.pop(name)
             for ph in [ph for ph in p.phrases if ph.endswith(name.lower())]:
                 twin.phrases[ph] = p.phrases.pop(ph)
-            twin.scenes = {twin.caps_span.scene}
             twins.append(twin)
         if twins:
             p.caps_span = p.caps_spans[kept[0]]
@@ -502,7 +530,6 @@ def _split_by_modifier(p: Prop, occurrences: dict, compounds: set[str]) -> list[
             twin.phrases[ph] = p.phrases.pop(ph)
         occ = occurrences[c]
         twin.count = len(occ)
-        twin.scenes = {s for _, s in occ}
         twins.append(twin)
     return twins
 

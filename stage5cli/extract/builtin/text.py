@@ -57,6 +57,7 @@ _APPOSITIVE_AFTER = re.compile(r"^\s*,\s*(?:a|an|the|his|her|their|our|my|retire
 _INTRO_BEFORE = re.compile(
     r"(?:\bthis is|\bnamed|\bname is|\bcalled|\bmust be|\bit'?s|\bmeet)\s*$", re.IGNORECASE
 )
+_LOWER_AFTER = re.compile(r"\s+([a-z][a-z\-]+)")
 _GAP_BREAK = re.compile(r'[,;:!?"()\[\]]|--')  # what ends a run of capitalised words
 _INTRO_TAIL = 24  # > the longest phrase of _INTRO_BEFORE ("name is") and the \b before it
 _CAPS_JOINERS = {"OF", "THE", "TO", "AND", "IN", "ON", "&", "A", "AN", "AT", "FOR", "WITH"}
@@ -116,7 +117,7 @@ def _adjective_like(word: str) -> bool:
         len(word) > 4 and word.endswith(ADJECTIVE_ENDINGS)))
 
 
-@dataclass
+@dataclass(slots=True)
 class CapsSpan:
     """A run of capitalised words in an action paragraph: "a CUTE DOG", "KARL THE GIANT"."""
 
@@ -160,7 +161,7 @@ class CapsSpan:
         words = [w.strip(",;:\"'(").upper() for w in self.before.rsplit(None, 5)[-5:]]
         if not words or self.after.lstrip().startswith("!"):
             return False
-        if any(w in SOUND_CONTEXT for w in words):
+        if not SOUND_CONTEXT.isdisjoint(words):
             return False
         tail = words[-3:]
         for i in range(len(tail) - 1, -1, -1):
@@ -176,7 +177,7 @@ class CapsSpan:
     def modifies_next(self) -> bool:
         """The span labels the lower-case thing after it ("a red LED clock", "the ACTIVATE
         button"): the thing is the object, the capitals are not."""
-        m = re.match(r"\s+([a-z][a-z\-]+)", self.after)
+        m = _LOWER_AFTER.match(self.after)
         return bool(m) and (m.group(1).upper() in OBJECT_NOUNS or m.group(1).upper() in LABELLED)
 
     def age_after(self) -> int | None:
@@ -191,7 +192,7 @@ class CapsSpan:
         return bool(_INTRO_BEFORE.search(self.before.rstrip()[-_INTRO_TAIL:]))
 
 
-@dataclass
+@dataclass(slots=True)
 class Paragraph:
     scene: int
     kind: str  # "action" or "forced_heading" or "dialogue"
@@ -199,7 +200,7 @@ class Paragraph:
     speaker: str = ""  # for dialogue: the cue name
 
 
-@dataclass
+@dataclass(slots=True)
 class Cue:
     name: str  # upper case, extensions removed
     extensions: list[str]
@@ -220,6 +221,17 @@ class Index:
     _spans: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     _by_number: dict | None = None
     cache: dict = field(default_factory=dict)  # per-index memo for the passes (keyed by name)
+    # kind -> candidates pass 1 left out by the cap of one kind (most_seen below)
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def most_seen(self, kind: str, items: list, scenes) -> list:
+        """store.extracted.keep_most_seen, counting what it leaves out in `left_out`."""
+        from stage5cli.store.extracted import keep_most_seen
+
+        kept = keep_most_seen(items, scenes)
+        if len(kept) < len(items):
+            self.left_out[kind] = self.left_out.get(kind, 0) + len(items) - len(kept)
+        return kept
 
     def para_sentences(self, i: int) -> list[str]:
         got = self._sentences.get(i)
