@@ -11,7 +11,9 @@ latency (0.3 s). Printed:
 litellm is imported and one call made before timing, so the figures are the extraction's
 own; the one-time import cost of a cold process is printed separately.
 Built-in scaling (first): time and peak memory of the offline extractor on 1x, 4x and 16x Big
-Fish, a 1 MB single paragraph, 20,000 distinct headings, one place in 20,000 scenes, 10,000
+Fish, a 1 MB single paragraph, a 1 MB paragraph of names read in context (titles, epithets,
+nicknames, lists), a 1 MB sentence that never ends naming 2,000 speakers, 20,000 distinct
+headings, one place in 20,000 scenes, 10,000
 distinct speakers, 10,000 distinct props, and real 10 MB scripts of distinct headings, of
 distinct speakers and of distinct props: the whole `stage5 extract` first, cold (parse, both
 passes, categories, the save into a fresh project), then the passes alone (target: a 10 MB
@@ -314,7 +316,9 @@ def _pseudo_word(i: int, syllables_in: int = 4) -> str:
 
 def scaling_benchmark() -> None:
     """Built-in extraction time and peak memory (a fresh process each) as the script grows:
-    1x, 4x, 16x Big Fish, a 1 MB single paragraph, 20,000 distinct headings, one place in 20,000
+    1x, 4x, 16x Big Fish, a 1 MB single paragraph, a 1 MB paragraph of names read in context (titles, epithets,
+nicknames, lists), a 1 MB sentence that never ends naming 2,000 speakers, 20,000 distinct
+headings, one place in 20,000
     scenes, 10,000 distinct speakers and 10,000 distinct props, and 10 MB of distinct headings,
     speakers and props (measured at the limit, not projected). Issue 14's target: any script
     within the 10 MB limit in <= 30 s and <= 1 GB."""
@@ -340,6 +344,26 @@ def scaling_benchmark() -> None:
         path = Path(tmp) / "paragraph_1mb.fountain"
         path.write_text(f"INT. ROOM - DAY\n\n{para}\n", encoding="utf-8")
         rows.append(("1 MB paragraph", str(path)))
+        # one paragraph whose every sentence names someone in a way a rule reads around it (a
+        # titled name, an epithet, nicknames, a list of capitalised props, a lead-in of lead
+        # words): each used to be a scan of the paragraph per name
+        unit = ('the Beast spits at the Dragon and Mr. Hoff takes the lamp, then BOB "BOBBY" '
+                'SMITH, 40s, and JOE ("JO") KING nod; a RED LAMP, a BLUE LAMP, and a ROTARY PHONE '
+                'wait. ')  # (a sentence that never ends: each "the" after a stop is lower case)
+        path = Path(tmp) / "names_1mb.fountain"
+        path.write_text(f"INT. ROOM - DAY\n\n{(unit * (1_000_000 // len(unit) + 1))[:1_000_000]}\n",
+                        encoding="utf-8")
+        rows.append(("1 MB of names", str(path)))
+        # and one endless sentence naming 2,000 characters who speak, each in a look of its own:
+        # every per-character step of pass 2 reads the sentences naming it
+        who = [_pseudo_word(i) for i in range(2000)]
+        body = " ".join(f"then {w}, in a red coat, waits by the {who[i * 7 % 2000]}, "
+                        for i, w in enumerate(who))
+        path = Path(tmp) / "sentence_1mb.fountain"
+        path.write_text("INT. ROOM - DAY\n\n" + "".join(f"{w}\nHi.\n\n" for w in who)
+                        + (body * (1_000_000 // len(body) + 1))[:1_000_000] + ".\n",
+                        encoding="utf-8")
+        rows.append(("1 MB sentence", str(path)))
         heads = "".join(f"INT. PLACE{i:05d} HOUSE - NIGHT\n\nHe waits.\n\n" for i in range(20_000))
         path = Path(tmp) / "headings_20k.fountain"
         path.write_text(heads, encoding="utf-8")

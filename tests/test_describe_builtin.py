@@ -136,3 +136,104 @@ def test_heading_setting_sentence_counts_kinds_and_times_in_scene_order():
     assert settings.sentence([1, 3]) == "An interior, seen at night."
     assert settings.sentence([4]) == "An interior."
     assert settings.sentence([99]) == ""  # no such scene: nothing to say
+
+
+# ---- long sentences: the clause cutter and the subject test are bounded per name (issue 14) --
+
+def _old_own_clause_merge(sentence, mine, others):
+    """The list-of-names merge as first written (a scan of every other name per step)."""
+    from stage5cli.extract.builtin.describe import _NAME_LIST_GAP
+
+    others = [o for o in others if not any(a <= o[0] < b for a, b in mine)]
+    lo_i, hi_i = mine[0]
+    changed = True
+    while changed:
+        changed = False
+        for o in list(others):
+            gap = sentence[hi_i : o[0]] if o[0] >= hi_i else sentence[o[1] : lo_i]
+            if _NAME_LIST_GAP.match(gap):
+                others.remove(o)
+                lo_i, hi_i = min(lo_i, o[0]), max(hi_i, o[1])
+                changed = True
+    return (lo_i, hi_i), others
+
+
+def _old_is_subject_lead(text, sentence_start, start):
+    from stage5cli.extract.builtin.describe import _SUBJECT_BEFORE
+
+    lead = text[sentence_start:start].strip().upper().split()
+    if all(w in ("THE", "YOUNG", "OLD", "LITTLE", "A", "AN") for w in lead):
+        return "lead"
+    before = text[sentence_start:start].rstrip()
+    return before.endswith((",", ";", "--")) or (bool(lead) and lead[-1] in _SUBJECT_BEFORE)
+
+
+def test_the_bounded_clause_cutter_and_subject_test_answer_as_the_scans_did():
+    """Random sentences of names, list gaps, lead words and long words: the bisecting versions
+    of the own-clause list merge and of _is_subject's tests give what the per-name scans gave
+    (they were quadratic in a sentence naming thousands)."""
+    import random
+
+    from stage5cli.extract.builtin import describe as d
+    from stage5cli.extract.names import WholeWords
+
+    rng = random.Random(14)
+    pieces = ["MARA", "ROOK", "ODO", "MARA ROOK", ", ", " and ", " & ", " ", "the ", "The ",
+              "young ", "AND ", "then ", "(", ")", ",", "; ", "--", "waits", "x" * 60, "  "]
+    own, people = WholeWords({"MARA"}), WholeWords({"MARA", "ROOK", "ODO", "MARA ROOK"})
+    merged = 0
+    for _ in range(5000):
+        sentence = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        mine = [m.span() for m in own.finditer(sentence)]
+        others = [m.span() for m in people.finditer(sentence) if m.group(0) != "MARA"]
+        if mine and others:
+            (lo, hi), left = _old_own_clause_merge(sentence, mine, others)
+            shared = sentence[:lo] + sentence[mine[0][0]:mine[0][1]] + sentence[hi:]
+            want = (d._own_clauses(shared, own, people, {"MARA"}) if (lo, hi) != mine[0]
+                    else None)
+            got = d._own_clauses(sentence, own, people, {"MARA"})
+            if want is not None:
+                merged += 1
+                assert got == want, sentence
+            elif not left:
+                assert got == sentence, sentence
+        others_at = d.other_words(sentence)
+        for m in people.finditer(sentence):
+            for ss in {0, m.start() // 2, max(0, m.start() - 1)}:
+                old = _old_is_subject_lead(sentence, ss, m.start())
+                assert d._only_lead_words(sentence, ss, m.start(), others_at) == (old == "lead"), (
+                    sentence, ss)
+                if old != "lead":
+                    assert d._starts_clause(sentence, ss, m.start()) == old, (sentence, ss)
+    assert merged > 20  # the list merge itself was exercised
+
+
+def test_a_sentence_that_never_ends_is_read_in_bounded_pieces():
+    """A paragraph with no sentence end (each stop followed by a lower-case word) is read as
+    pieces of at most MAX_SENTENCE characters, cut after a comma where there is one, that
+    together hold all of its words; ordinary sentences are left whole."""
+    from stage5cli.extract.builtin.text import MAX_SENTENCE, sentences
+
+    unit = "then MARA, in a red coat, waits by the door. "
+    text = (unit * 400).strip()
+    got = sentences(text)
+    assert len(got) > 1 and all(len(s) <= MAX_SENTENCE for s in got)
+    assert " ".join(got).split() == text.split()
+    assert all(s.endswith((",", ".")) for s in got)  # cut at clause punctuation, not mid-phrase
+    assert sentences("x" * (MAX_SENTENCE * 2 + 5)) == ["x" * MAX_SENTENCE] * 2 + ["x" * 5]
+    normal = "MARA waits. She lifts the LANTERN, slowly. Then she goes."
+    assert sentences(normal) == ["MARA waits.", "She lifts the LANTERN, slowly.", "Then she goes."]
+
+
+def test_thousands_of_names_in_one_never_ending_sentence_are_each_described():
+    """Each of hundreds of characters named in one endless sentence still gets its own clause
+    (the pieces keep what the sentence says about each), and its mention quotes its piece."""
+    names = [f"ZED{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(300)]
+    cues = "".join(f"{n}\nHi.\n\n" for n in names)
+    body = " ".join(f"then {n}, in a red coat, waits." for n in names) * 3
+    sp = parse_fountain(f"INT. ROOM - DAY\n\n{cues}{body}\n")
+    got = {a.name: a for a in extract_builtin(sp) if a.type == "character"}
+    assert set(got) == {n.title() for n in names} or set(got) == set(names)
+    for a in got.values():
+        assert "red coat" in a.description, (a.name, a.description)
+        assert len(a.mentions[0].context) <= 240

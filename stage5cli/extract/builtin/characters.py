@@ -396,7 +396,7 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
             toks = core_tokens(key)
             if not toks or key in known or any(t in known_tokens for t in toks):
                 continue  # someone who speaks: their mentions are scanned later
-            if '"' in p.text and in_quotes(p.text, m.start()):
+            if in_quotes(p.text, m.start()):
                 continue
             if any(is_person_word(t) or t in OBJECT_NOUNS for t in toks):
                 continue  # a common noun after the title is no surname: "Captain Boat", "Dr. Nurse"
@@ -651,7 +651,7 @@ def _scan_mentions(index: Index, chars: list[Character]) -> None:
     pattern = whole_words(frozenset(owner)) if scanned else None
     for i, p in scanned:
         for m in pattern.finditer(p.text):
-            if '"' in p.text and in_quotes(p.text, m.start()):
+            if in_quotes(p.text, m.start()):  # (no scan of the text per hit)
                 continue  # "GURU 12 MI." on a sign
             c = owner[m.group(0)]
             generic = is_generic(character_key(m.group(0))) and len(m.group(0).split()) == 1
@@ -679,9 +679,15 @@ def caps_neighbour(text: str, start: int, end: int) -> bool:
 
 
 def _sentence_at(index: Index, para: int, pos: int) -> str:
-    for at, s in index.sentence_spans(para):
+    """The sentence of paragraph `para` that position `pos` is in (or the space after it),
+    found by bisection: a paragraph of thousands of sentences is not scanned per name."""
+    spans = index.sentence_spans(para)
+    starts = index.cache.setdefault("sentence_starts", {}).get(para)
+    if starts is None:
+        starts = index.cache["sentence_starts"][para] = [at for at, _ in spans]
+    k = bisect_right(starts, pos) - 1
+    # the one before first: a sentence cut off without a space ends where the next begins
+    for at, s in spans[max(0, k - 1) : k + 1]:
         if at <= pos < at + len(s) + 1:
             return s[:240]
-        if at > pos:
-            break
     return index.paragraphs[para].text[:240]

@@ -6,7 +6,7 @@ scene counts, and visual conflicts from contradictory colour / size / age words 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -117,6 +117,7 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
         starts = [st for st, _ in bounds]
         per_sentence: dict[int, set[int]] = defaultdict(set)
         quoted = '"' in para.text
+        others: list[int] | None = None
         for m in hits:
             text = m.group(0)
             if quoted and in_quotes(para.text, m.start()):
@@ -142,7 +143,10 @@ def _gather(index: Index, assets: list[ExtractedAsset]) -> list[Evidence]:
                 if not is_char[i] and not thing:
                     continue  # "he can see": not the can
                 per_sentence[si].add(i)
-                if is_char[i] and _is_subject(para.text, sentence_start, m.start(), m.end()):
+                if is_char[i] and others is None:
+                    others = other_words(para.text)  # once per paragraph, when asked
+                if is_char[i] and _is_subject(para.text, sentence_start, m.start(), m.end(),
+                                              others):
                     evidence[i].focused.add(sents[si])
                 elif not is_char[i] and _modified(para.text, m.start()):
                     evidence[i].focused.add(sents[si])
@@ -249,19 +253,52 @@ def _trim_tail(text: str) -> str:
 _SUBJECT_BEFORE = frozenset("AND BUT THEN WHILE AS WHEN NOW SO".split())
 
 
-def _is_subject(text: str, sentence_start: int, start: int, end: int) -> bool:
+_LEAD_WORDS = frozenset(("THE", "YOUNG", "OLD", "LITTLE", "A", "AN"))
+_NON_SPACE = re.compile(r"\S+")
+_BEFORE_WINDOW = 48  # > the longest word of _SUBJECT_BEFORE, with punctuation and a space
+
+
+def other_words(text: str) -> list[int]:
+    """Where each word (a run without spaces) of `text` that is not one of _LEAD_WORDS
+    starts: what _is_subject asks, found once per paragraph (not once per name in it)."""
+    return [m.start() for m in _NON_SPACE.finditer(text) if m.group().upper() not in _LEAD_WORDS]
+
+
+def _only_lead_words(text: str, sentence_start: int, start: int, others: list[int]) -> bool:
+    """Are the words of text[sentence_start:start] all _LEAD_WORDS? (`others`: other_words)"""
+    if sentence_start > 0 and not text[sentence_start - 1].isspace() and sentence_start < start:
+        # the slice opens inside a word of the text: its first piece is a word of its own
+        m = _NON_SPACE.match(text, sentence_start)
+        if m is not None:
+            if text[sentence_start : min(m.end(), start)].upper() not in _LEAD_WORDS:
+                return False
+            sentence_start = m.end()
+    i = bisect_left(others, sentence_start)
+    # a word cut at `start` ends in what precedes a name (no letter): no lead word, cut or whole
+    return i == len(others) or others[i] >= start
+
+
+def _starts_clause(text: str, sentence_start: int, start: int) -> bool:
+    """Does text[sentence_start:start] end a clause (a comma, semicolon or dash) or with a
+    conjunction ("and", "then")? Only its end is read, however long the sentence."""
+    window = text[max(sentence_start, start - _BEFORE_WINDOW) : start]
+    if not window.strip() and start - _BEFORE_WINDOW > sentence_start:
+        window = text[sentence_start:start]  # only spaces so far back: look further
+    before = window.rstrip()
+    lead = before.split()[-1:]  # a word cut by the window is too long to be a conjunction
+    return before.endswith((",", ";", "--")) or (bool(lead) and lead[-1].upper() in _SUBJECT_BEFORE)
+
+
+def _is_subject(text: str, sentence_start: int, start: int, end: int,
+                others: list[int]) -> bool:
     """The name is what its sentence is about: it opens the sentence ("Young Chalf is", "The Old
     Woman"), or starts a clause and a verb follows ("In black shoes, Joe is dressed for work",
-    "Kate, wearing all black, enters"), or a possessive names a feature ("Charya's eyes")."""
-    lead = text[sentence_start:start].strip().upper().split()
-    if all(w in ("THE", "YOUNG", "OLD", "LITTLE", "A", "AN") for w in lead):
+    "Kate, wearing all black, enters"), or a possessive names a feature ("Charya's eyes").
+    Bounded per name (`others`: other_words of the text), however long the sentence."""
+    if _only_lead_words(text, sentence_start, start, others):
         return True
-    before = text[sentence_start:start].rstrip()
     after = _WORDS.findall(text[end : end + 30])
-    starts_clause = before.endswith((",", ";", "--")) or (
-        bool(lead) and lead[-1] in _SUBJECT_BEFORE
-    )
-    if starts_clause and after:
+    if _starts_clause(text, sentence_start, start) and after:
         nxt = after[0]
         if nxt.islower() and nxt.upper() not in PREPOSITIONS and nxt.upper() not in DETERMINERS:
             return True
@@ -497,9 +534,18 @@ def _own_clauses(sentence: str, own: WholeWords | None, people: Names | None,
     around the asset's own name that names nobody else is kept; "" when nothing is left."""
     if people is None:
         return sentence
+    # hits in text order, none overlapping another of the same search: a name's own span is
+    # the last of its that starts at or before it (a bisection, not a scan per name)
     others = [m.span() for m in people.finditer(sentence) if m.group(0) not in own_forms]
     mine = [m.span() for m in own.finditer(sentence)] if own is not None else []
-    others = [o for o in others if not any(a <= o[0] < b for a, b in mine)]
+    if mine and others:
+        starts = [a for a, _ in mine]
+
+        def in_mine(pos: int) -> bool:
+            k = bisect_right(starts, pos) - 1
+            return k >= 0 and pos < mine[k][1]
+
+        others = [o for o in others if not in_mine(o[0])]
     if not others:
         return sentence
     if not mine:
@@ -508,21 +554,29 @@ def _own_clauses(sentence: str, own: WholeWords | None, people: Names | None,
     cuts = sorted(set(cuts))
     clauses = list(zip(cuts, cuts[1:], strict=False))
 
-    def names_other(c: tuple[int, int]) -> bool:
-        return any(c[0] <= o[0] < c[1] for o in others)
-
     # a list of names that share the rest of the sentence ("CHALF, NAR and YOR, each 15, in
-    # robes"): the listed names are one subject, not neighbours
+    # robes"): the listed names are one subject, not neighbours. Only the nearest other name
+    # on either side can be listed with ours (a gap holding a name is no list gap), so the list
+    # grows one neighbour at a time, right and left.
     lo_i, hi_i = mine[0]
+    right = bisect_left([o[0] for o in others], hi_i)  # the first other after ours
+    left = right - 1
+    listed: set[int] = set()
     changed = True
     while changed:
         changed = False
-        for o in list(others):
-            gap = sentence[hi_i : o[0]] if o[0] >= hi_i else sentence[o[1] : lo_i]
-            if _NAME_LIST_GAP.match(gap):
-                others.remove(o)
-                lo_i, hi_i = min(lo_i, o[0]), max(hi_i, o[1])
-                changed = True
+        if right < len(others) and _NAME_LIST_GAP.match(sentence[hi_i : others[right][0]]):
+            listed.add(right)
+            hi_i = max(hi_i, others[right][1])
+            right += 1
+            changed = True
+        if left >= 0 and _NAME_LIST_GAP.match(sentence[others[left][1] : lo_i]):
+            listed.add(left)
+            lo_i = min(lo_i, others[left][0])
+            left -= 1
+            changed = True
+    if listed:
+        others = [o for i, o in enumerate(others) if i not in listed]
     if (lo_i, hi_i) != mine[0]:
         # the other listed names go; the list's shared description stays ("NAR, each 15, ...")
         shared = sentence[:lo_i] + sentence[mine[0][0] : mine[0][1]] + sentence[hi_i:]

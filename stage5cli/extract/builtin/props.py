@@ -582,15 +582,24 @@ def _present(tokens: list[str], i: int, key: str) -> bool:
 
 def _prop_mentions(index: Index, p: Prop, occ: list[tuple[int, int]]) -> None:
     words = p.head.split()
+    looked: set[int] = set()  # paragraphs already searched (one noun is there many times)
+    lowered = index.cache.setdefault("lowered_sentences", {})  # (para, sentence) -> lower case
     for pi, scene in occ:
         para = index.paragraphs[pi]
-        if para.kind != "action" or scene in p.mentions:
+        if para.kind != "action" or scene in p.mentions or pi in looked:
             continue
+        looked.add(pi)
         sents = index.para_sentences(pi)
         for si in _sentences_with(index, pi).get(words[0], ()):  # only those with the first word
-            if p.twin_names and any(t in sents[si].lower() for t in p.twin_names):
-                continue  # "his SILVER BERETTA" is not a mention of the black one
-            if _contains(sents[si], words):
+            if p.twin_names:
+                low = lowered.get((pi, si))
+                if low is None:
+                    low = lowered[(pi, si)] = sents[si].lower()
+                if any(t in low for t in p.twin_names):
+                    continue  # "his SILVER BERETTA" is not a mention of the black one
+            # one word: its sentences are those _sentences_with gave (a compound is looked
+            # for word by word)
+            if len(words) == 1 or _contains(sents[si], words):
                 p.mentions[scene] = (p.head, sents[si][:240])
                 break
     if p.caps_span is not None and p.caps_span.scene not in p.mentions:

@@ -74,35 +74,89 @@ def clean(text: str) -> str:
 
 @lru_cache(maxsize=8)
 def _quote_positions(text: str) -> list[int]:
-    return [i for i, ch in enumerate(text) if ch == '"']
+    out: list[int] = []
+    i = text.find('"')
+    while i >= 0:
+        out.append(i)
+        i = text.find('"', i + 1)
+    return out
 
 
 def in_quotes(text: str, pos: int) -> bool:
     """Is this position inside a double-quoted passage (a sign, a title, a quoted word)?
 
-    Quote positions are found once per text (a bisection per call), so asking about every
-    span of a very long paragraph stays linear."""
-    if '"' not in text:
-        return False
-    return bisect_left(_quote_positions(text), pos) % 2 == 1
+    Quote positions are found once per text (a bisection per call; no scan of the text per
+    call, not even for its first quote), so asking about every span of a very long paragraph
+    stays linear."""
+    quotes = _quote_positions(text)
+    return bool(quotes) and bisect_left(quotes, pos) % 2 == 1
+
+
+# A sentence longer than this is read as pieces of at most this many characters, each cut at a
+# clause boundary (else a space): the passes look at each sentence once per asset it names, so
+# a paragraph that never ends a sentence (thousands of names in it) would cost its length once
+# per name. The screenplays of the corpus have none over 300 characters.
+MAX_SENTENCE = 400
+_PIECE_CUT = re.compile(r"[.!?,;:]\s|\s(?:--|—|–)\s")
+
+
+def _abbreviation(text: str) -> bool:
+    """Does `text` end with an abbreviation whose stop ends no sentence (DR., J.)?"""
+    last = text.rstrip("\"')] ").split(" ")[-1].upper()
+    return last in _ABBREVIATIONS or (len(last) == 2 and last.endswith("."))
+
+
+def _pieces(sentence: str, limit: int = MAX_SENTENCE) -> list[str]:
+    """`sentence` cut into pieces of at most `limit` characters: after the last clause
+    punctuation in the second half of the window, else at its last space, else anywhere
+    (positions, not a copy of the rest per piece)."""
+    out: list[str] = []
+    i, n = 0, len(sentence)
+    while n - i > limit:
+        stop = i + limit + 1  # the window: sentence[i:stop]
+        # the strongest boundary last in the window's second half: a stop the sentence rules
+        # did not end on ("waits. then ..."), a semicolon, colon or dash, a comma, a space
+        best = [-1, -1, -1]
+        for m in _PIECE_CUT.finditer(sentence, i + limit // 2, stop):
+            at, mark = m.start(), m.group()[0]
+            if mark.isspace():  # " -- ": the dash opens the next piece
+                best[1] = at
+            elif mark == ",":
+                best[2] = at + 1
+            elif mark in ";:":
+                best[1] = at + 1
+            elif not _abbreviation(sentence[max(i, at - 8) : at + 1]):  # not "Dr. | Smith"
+                best[0] = at + 1
+        cut = next((c for c in best if c >= 0), sentence.rfind(" ", i, stop))
+        if cut <= i:
+            cut = i + limit
+        piece = sentence[i:cut].strip()
+        if piece:
+            out.append(piece)
+        i = cut
+        while i < n and sentence[i].isspace():
+            i += 1
+    rest = sentence[i:].strip()
+    if rest:
+        out.append(rest)
+    return out
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences of a cleaned paragraph (abbreviations such as DR. do not end one)."""
+    """Sentences of a cleaned paragraph (abbreviations such as DR. do not end one); one longer
+    than MAX_SENTENCE characters comes as pieces (_pieces)."""
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        before = text[max(start, m.start() - 40) : m.start()].rstrip("\"')] ")
-        last = before.split(" ")[-1].upper() if before else ""
-        if last in _ABBREVIATIONS or (len(last) == 2 and last.endswith(".")):
+        if _abbreviation(text[max(start, m.start() - 40) : m.start()]):
             continue
         piece = text[start : m.end(1)].strip()  # a closing quote stays with its sentence
         if piece:
-            out.append(piece)
+            out.extend(_pieces(piece) if len(piece) > MAX_SENTENCE else (piece,))
         start = m.end()
     tail = text[start:].strip()
     if tail:
-        out.append(tail)
+        out.extend(_pieces(tail) if len(tail) > MAX_SENTENCE else (tail,))
     return out
 
 
