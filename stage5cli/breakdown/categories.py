@@ -323,20 +323,22 @@ def _keys(asset: ExtractedAsset) -> set[str]:
     return {k for k in (_norm(x) for x in [asset.name, *asset.aliases]) if k}
 
 
+_JOINT_CUE = re.compile(r"\s+(?:AND|&)\s+|\s*/\s*", re.I)
+
+
 def cue_counts(sp: Screenplay) -> Counter:
     """Speeches per normalised speaker (joint cues "EDWARD AND WILL" count for both)."""
     from stage5cli.screenplay.summary import character_name
 
+    cues = Counter(el.name if el.name is not None else el.text
+                   for el in sp.elements if el.type == "character")
     out: Counter = Counter()
-    for el in sp.elements:
-        if el.type != "character":
-            continue
-        name = character_name(el.name if el.name is not None else el.text)
-        parts = re.split(r"\s+(?:AND|&)\s+|\s*/\s*", name, flags=re.I)
-        for part in {name, *parts}:
+    for cue, n in cues.items():  # each spelling read once, however often it speaks
+        name = character_name(cue)
+        for part in {name, *_JOINT_CUE.split(name)}:
             key = _norm(part)
             if key:
-                out[key] += 1
+                out[key] += n
     return out
 
 

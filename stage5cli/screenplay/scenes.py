@@ -194,6 +194,28 @@ def assemble(title: list[dict], elements: list[dict], *, fmt: str) -> Screenplay
                        "element_range": (0, len(elements)), "location": ""})
     from stage5cli.screenplay.model import Screenplay
 
+    _to_elements(elements)
     return Screenplay.model_validate(
         {"title_page": title, "scenes": scenes, "elements": elements, "source": {"format": fmt}}
     )
+
+
+_CHUNK = 4096
+
+
+@functools.lru_cache(maxsize=1)
+def _element_list():
+    from pydantic import TypeAdapter
+
+    from stage5cli.screenplay.model import Element
+
+    return TypeAdapter(list[Element])
+
+
+def _to_elements(elements: list) -> None:
+    """The element dicts validated into Element instances in place, a chunk at a time, each
+    dict let go as its element is made: a script of millions of short paragraphs never holds
+    both forms of all of them (the model then takes the instances as they are)."""
+    adapter = _element_list()
+    for at in range(0, len(elements), _CHUNK):
+        elements[at : at + _CHUNK] = adapter.validate_python(elements[at : at + _CHUNK])

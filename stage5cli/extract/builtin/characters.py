@@ -96,7 +96,8 @@ class Character:
 
 def standalone_cues(cues) -> frozenset[str]:
     """Keys of the cues that name one speaker (no AND, & or /)."""
-    return frozenset(character_key(c.name) for c in cues if len(_JOINT.split(c.name)) == 1)
+    names = {c.name for c in cues}  # each spelling once (a script has thousands of cues)
+    return frozenset(character_key(n) for n in names if len(_JOINT.split(n)) == 1)
 
 
 def split_joint(name: str, standalone: frozenset[str] = frozenset()) -> list[str]:
@@ -169,34 +170,63 @@ def _head(words: list[str]) -> tuple[str, list[str]]:
     return words[-1], words
 
 
-def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str]):
+def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str],
+                  memo: dict | None = None):
     """What a capitalised span in action is.
 
     Returns ("mention", key), ("character", name), ("prop", phrase, head) or None.
     `known` maps character keys (cue names) to themselves; `known_tokens` holds single-word cores.
+    What its words alone decide (_read_words) is kept in `memo` when given, for one `known`:
+    a script writes the same capitalised names hundreds of times; only the text around each
+    span is read again.
     """
-    words = [w.upper().replace("’", "'") for w in span.words]
+    key = (*span.words, span.standalone)
+    read = memo.get(key) if memo is not None else None
+    if read is None:
+        read = _read_words(span.words, span.standalone, known, known_tokens)
+        if memo is not None and len(memo) < WORD_CACHE:  # bounded: a script of distinct names
+            memo[key] = read
+    step, got, tail = read
+    if step == "done":
+        return got
+    if step == "object":  # a known object noun: after a determiner (or plainly one)
+        return got if span.det_before() else None
+    # a short unknown phrase: introduced as a person, or an object after a determiner
+    if span.age_after() is not None or span.appositive_after() or span.intro_before():
+        return ("character", tail)
+    if got is not None and span.det_near() and not span.modifies_next():
+        return got
+    return None
+
+
+def _read_words(span_words: list[str], standalone: bool, known: dict[str, str],
+                known_tokens: set[str]) -> tuple:
+    """classify_span's reading of a span's words: ("done", result, None), ("object", prop,
+    None) when it is a prop if a determiner comes before it, or ("context", prop or None,
+    name) when the text around it decides (a person introduced, an object after a determiner)."""
+    words = [w.upper().replace("’", "'") for w in span_words]
     # camera prefixes and "aka": ON SANDRA, ANGLE ON EDWARD, AKA DAN
     while len(words) > 1 and (words[0] in CAMERA_WORDS or words[0] in ("AKA", "A.K.A.")):
         words = words[1:]
-    while span.standalone and len(words) > 1 and words[0] in PREPOSITIONS:
+    while standalone and len(words) > 1 and words[0] in PREPOSITIONS:
         words = words[1:]  # AT THE CAR
-    if words and (words[0].endswith("ING") and words[0] not in OBJECT_NOUNS) and span.standalone:
-        return None  # GRABBING THE SNAKE, SMASHING DOWN THREE CARS: an action line
+    done = ("done", None, None)
+    if words and (words[0].endswith("ING") and words[0] not in OBJECT_NOUNS) and standalone:
+        return done  # GRABBING THE SNAKE, SMASHING DOWN THREE CARS: an action line
     whole = character_key(" ".join(words))
     if whole in known:
-        return ("mention", whole)
+        return ("done", ("mention", whole), None)
     if " ".join(core_tokens(whole)) in known and not is_generic(" ".join(core_tokens(whole))):
-        return ("character", " ".join(words))  # GROWN-UP EDWARD, YOUNG WILL
+        return ("done", ("character", " ".join(words)), None)  # GROWN-UP EDWARD, YOUNG WILL
     # joint mention: BRICK AND STEEL
     if "AND" in words or "&" in words:
         parts = [character_key(p) for p in _AND_SPLIT.split(" ".join(words))]
         if parts and all(p in known for p in parts):
-            return ("mention", parts[0], *parts[1:])
-        return None
+            return ("done", ("mention", parts[0], *parts[1:]), None)
+        return done
     core = _strip_det(words)
     if not core:
-        return None
+        return done
     quantified = len(core) < len(words) and any(
         w in NUMBER_WORDS or w in GROUP_PREFIXES for w in words[: len(words) - len(core)]
     )
@@ -205,7 +235,7 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
     if last in SOUND_WORDS or last in CAMERA_WORDS or last in EVENT_WORDS:
         # "THE PHONE RINGS AGAIN", "ANGLE ON", "A LAUGH": events, not things or people
         if not (len(plain) > 1 and is_person_word(plain[-1])):
-            return None
+            return done
     head, phrase = _head(core)
     head_plain = singular(head[:-2] if head.endswith("'S") else head)
     # a possessive owner: SCOTT'S PAINTINGS, EDWARD'S PARACHUTE, BAKER'S WIFE
@@ -213,51 +243,50 @@ def classify_span(span: CapsSpan, known: dict[str, str], known_tokens: set[str])
         rest = core[1:]
         rhead, rphrase = _head(rest)
         if is_person_word(rhead) and not is_plural_person(rhead):
-            return ("character", " ".join(core))
+            return ("done", ("character", " ".join(core)), None)
         if singular(rhead) in OBJECT_NOUNS:
-            return ("prop", " ".join(rphrase), singular(rhead))
-        return None
+            return ("done", ("prop", " ".join(rphrase), singular(rhead)), None)
+        return done
     if head_plain in GARMENTS:
-        return None  # BLUE COAT: wardrobe, described with its wearer
+        return done  # BLUE COAT: wardrobe, described with its wearer
     if head_plain in OBJECT_NOUNS or (
         len(core) >= 2 and (core[-2], head_plain) in OBJECT_COMPOUNDS
     ):
-        if span.standalone or span.det_before() or words[0] in DETERMINERS or len(core) >= 2:
-            return ("prop", " ".join(phrase), head_plain)
-        return None
+        prop = ("prop", " ".join(phrase), head_plain)
+        if standalone or words[0] in DETERMINERS or len(core) >= 2:
+            return ("done", prop, None)
+        return ("object", prop, None)
     if core[0] in GROUP_PREFIXES or quantified:
-        return None
+        return done
     grouped = not GROUP_WORDS.isdisjoint(plain)
     if grouped or is_plural_person(head):
-        return None
+        return done
     if head_plain in BODY_PARTS:
-        return None
+        return done
     if head_plain in ANIMALS:
         if head_plain in known:
-            return ("mention", head_plain)
-        return None
+            return ("done", ("mention", head_plain), None)
+        return done
     if is_person_word(head) and len(core) <= 5:
-        return ("character", " ".join(phrase))
+        return ("done", ("character", " ".join(phrase)), None)
     # extension of a known name: KARL THE GIANT, WILL BLOOM, DICK STEEL, DR. JULIUS BENNETT
     ctoks = core_tokens(character_key(" ".join(core)))
     if 2 <= len(ctoks) <= 3 and (ctoks[0] in known_tokens or ctoks[-1] in known_tokens):
         if not any(w in OBJECT_NOUNS for w in ctoks):
-            return ("character", " ".join(core))
-    if span.standalone:
-        return None
+            return ("done", ("character", " ".join(core)), None)
+    if standalone:
+        return done
     if not (PREPOSITIONS.isdisjoint(core) and SOUND_WORDS.isdisjoint(core)
             and CAMERA_WORDS.isdisjoint(core)):
-        return None
+        return done
     if len(core) <= 3 and not any(w.isdecimal() for w in core):  # (what _DIGITS matches)
-        if span.age_after() is not None or span.appositive_after() or span.intro_before():
-            return ("character", " ".join(core))
         # Screenwriters capitalise the objects that matter: "a long brass LIGHTER", "her
         # dented RED THERMOS". An unknown noun in CAPS right after a determiner is a prop.
-        if (span.det_near() and not is_person_word(head) and head_plain not in PLACE_NOUNS
-                and not grouped and len(head_plain) >= 3
-                and not head_plain.endswith("ING") and not span.modifies_next()):
-            return ("prop", " ".join(phrase), head_plain)
-    return None
+        prop_ok = (not is_person_word(head) and head_plain not in PLACE_NOUNS
+                   and not grouped and len(head_plain) >= 3 and not head_plain.endswith("ING"))
+        return ("context", ("prop", " ".join(phrase), head_plain) if prop_ok else None,
+                " ".join(core))
+    return done
 
 
 def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
@@ -271,17 +300,25 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
 
     # 1. cues
     alone = standalone_cues(index.cues)
+    # what a cue's spelling says is the same every time it speaks: read once per spelling
+    speakers: dict[str, list[tuple[str, str]]] = {}  # cue name -> (part, key) of its speakers
+    groups: dict[tuple, bool] = {}  # (part, extensions) -> _is_group
     for cue in index.cues:
-        for part in split_joint(cue.name, alone):
-            key = character_key(part)
-            if not key or not any(ch.isalpha() for ch in key):
-                continue
+        parts = speakers.get(cue.name)
+        if parts is None:
+            parts = speakers[cue.name] = [
+                (part, key) for part in split_joint(cue.name, alone)
+                if (key := character_key(part)) and any(ch.isalpha() for ch in key)]
+        for part, key in parts:
             c = get(key)
             c.names[part] += 1
             c.lines += 1
             c.cue_scenes.add(cue.scene)
             c.from_cue = True
-            if _is_group(part, cue.extensions):
+            group = groups.get((part, *cue.extensions))
+            if group is None:
+                group = groups[(part, *cue.extensions)] = _is_group(part, cue.extensions)
+            if group:
                 c.group = True
             if cue.scene not in c.mentions:
                 said = cue.line[:160]
@@ -343,12 +380,13 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
 
     # 2. capitalised spans in action
     caps_props: list[tuple] = []
+    read: dict = {}  # classify_span's readings of each distinct span, for this `known`
     named: list[tuple[CapsSpan, str]] = []  # character spans in text order
     for span in index.caps:
         ranges = nick_ranges.get(span.para)
         if ranges and _inside(ranges, span.start):
             continue  # part of a nickname introduction, handled above
-        got = classify_span(span, known, known_tokens)
+        got = classify_span(span, known, known_tokens, read)
         if got is None:
             continue
         if got[0] == "prop":

@@ -720,9 +720,9 @@ def _conflicts(asset: ExtractedAsset, ev: Evidence) -> list[str]:
 def _cue_lines(index: Index) -> Counter:
     lines: Counter = Counter()
     alone = standalone_cues(index.cues)
-    for cue in index.cues:
-        for part in split_joint(cue.name, alone):
-            lines[character_key(part)] += 1
+    for name, n in Counter(cue.name for cue in index.cues).items():  # each spelling once
+        for part in split_joint(name, alone):
+            lines[character_key(part)] += n
     return lines
 
 

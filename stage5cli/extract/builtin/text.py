@@ -67,6 +67,10 @@ def clean(text: str) -> str:
     """Plain text of a Fountain element: emphasis markers and escapes gone, spaces collapsed."""
     if not text:
         return ""
+    if (text.isprintable() and "  " not in text and "*" not in text and "_" not in text
+            and "\\" not in text):
+        # nothing to cut or collapse (every space but " " is unprintable): most paragraphs
+        return text.replace("’", "'").strip()
     text = _EMPHASIS.sub("", text)
     text = _ESCAPE.sub(r"\1", text)
     return _SPACES.sub(" ", text.replace("’", "'")).strip()
