@@ -111,6 +111,9 @@ def test_rules_for_props_and_characters():
     assert cat("TWO GUARDS", "character") == "background"
     assert cat("WAITRESS", "character") == "background"
     assert cat("COLONEL STRAND", "character") == "cast"  # named, even if silent
+    # plurals fold as the extractor folds them (stage5cli/extract/nouns.py): -ives to -ife,
+    # -oes to -o, LENS stays whole
+    assert cat("KITCHEN KNIVES") == "weapons" and cat("RUSTY MACHETES") == "weapons"
 
 
 def test_llm_category_is_used_when_valid():
