@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stage5cli.extract.nouns import singular
+
 if TYPE_CHECKING:  # (pydantic models: imported where used, so `review` never loads pydantic)
     from stage5cli.models import ExtractedAsset
     from stage5cli.screenplay.model import Screenplay
@@ -270,21 +272,6 @@ _POSSESSOR = re.compile(r"^(.*?)['’]S\s+(.+)$", re.I)
 _NUMBERED = re.compile(r"(?:#\s*\d+|\b\d+)$")
 
 
-def _singular(word: str) -> str:
-    w = word.upper()
-    if len(w) <= 3 or w.endswith(("SS", "US", "IS")):
-        return w
-    if w.endswith("IES") and len(w) > 4:
-        return w[:-3] + "Y"
-    if w.endswith(("SHES", "CHES", "XES", "SSES")):
-        return w[:-2]
-    if w.endswith("VES") and w not in ("GLOVES", "SLEEVES"):
-        return w[:-3] + "F"
-    if w.endswith("S"):
-        return w[:-1]
-    return w
-
-
 def _name_words(name: str) -> list[str]:
     """Upper-case words of a name without extensions and punctuation; after a possessive only."""
     text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name or "")
@@ -299,7 +286,7 @@ def _in(words: list[str], lexicon: frozenset[str]) -> bool:
     if not words:
         return False
     head = words[-1]
-    return head in lexicon or _singular(head) in lexicon or "".join(words[-2:]) in lexicon
+    return head in lexicon or singular(head) in lexicon or "".join(words[-2:]) in lexicon
 
 
 # ---- the screenplay side ---------------------------------------------------------------------
