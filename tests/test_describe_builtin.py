@@ -237,3 +237,20 @@ def test_thousands_of_names_in_one_never_ending_sentence_are_each_described():
     for a in got.values():
         assert "red coat" in a.description, (a.name, a.description)
         assert len(a.mentions[0].context) <= 240
+
+
+def test_quote_positions_are_kept_per_text_object_and_right_for_an_equal_copy():
+    """The quote positions are remembered by the identity of the text (an equal paragraph of a
+    second extraction is not compared in full on every call), and are right for each text."""
+    from stage5cli.extract.builtin import text as t
+
+    first = 'He says "STOP" twice, ' * 50
+    copy = "".join(list(first))  # equal, another object
+    assert copy == first and copy is not first
+    assert t.in_quotes(first, first.index("STOP")) and t.in_quotes(copy, copy.index("STOP"))
+    assert not t.in_quotes(first, 0) and not t.in_quotes(copy, 2)
+    assert t._quote_positions(first) is t._quote_positions(first)  # kept
+    assert t._quote_positions(copy) == t._quote_positions(first)
+    for i in range(20):  # at most a few are kept
+        t._quote_positions(f'"{i}"')
+    assert len(t._QUOTES) <= 8

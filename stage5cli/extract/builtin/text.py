@@ -8,9 +8,9 @@ script is tokenised exactly once.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from stage5cli.extract.names import AGE_AFTER
 from stage5cli.screenplay.model import Screenplay
@@ -76,13 +76,27 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", text.replace("’", "'")).strip()
 
 
-@lru_cache(maxsize=8)
+_QUOTES: dict[int, tuple[str, list[int]]] = {}  # id(text) -> (text, its quote positions)
+_QUOTES_LOCK = threading.Lock()
+
+
 def _quote_positions(text: str) -> list[int]:
+    """Where the double quotes of `text` are, kept for the last few texts asked about, by
+    identity: a cache keyed by the string itself compared an equal paragraph of a second
+    extraction in the same process (a batch worker, `serve`) in full on every call. The entry
+    holds the text, so its id cannot be reused while it is kept."""
+    got = _QUOTES.get(id(text))
+    if got is not None and got[0] is text:
+        return got[1]
     out: list[int] = []
     i = text.find('"')
     while i >= 0:
         out.append(i)
         i = text.find('"', i + 1)
+    with _QUOTES_LOCK:
+        while len(_QUOTES) >= 8:
+            del _QUOTES[next(iter(_QUOTES))]
+        _QUOTES[id(text)] = (text, out)
     return out
 
 
