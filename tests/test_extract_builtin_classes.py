@@ -68,6 +68,22 @@ def test_nicknames_in_introductions_join_their_cues():
     assert "YOUNG TOM'S MOTHER" in chars["MOTHER"].aliases
 
 
+def test_a_nickname_introduction_joins_a_titled_speaker_by_the_core_of_the_cue():
+    """BOB "BOBBY" SMITH introduces the speaker DR. BOB (whose core word is BOB): the names
+    join that character, not a new BOB made up for them."""
+    chars = _by_name(_assets("""
+        INT. CLINIC - DAY
+
+        BOB "BOBBY" SMITH, 40s, in a white coat, checks the chart.
+
+        DR. BOB
+        Next.
+        """, "character"))
+    assert len(chars) == 1, {k: v.aliases for k, v in chars.items()}
+    (only,) = chars.values()
+    assert {"BOB SMITH", "BOBBY"} <= set(only.aliases), only
+
+
 @pytest.mark.parametrize("heading, place", [
     ("INT. GARDEN - BACK TO PRESENT", "GARDEN"),
     ("INT. ATTIC - FLASHBACK", "ATTIC"),

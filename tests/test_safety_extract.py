@@ -202,3 +202,15 @@ def test_a_script_of_thousands_of_speakers_keeps_the_cap(styled, cli, tmp_path):
     assert data["left_out"] == {"character": 10}
     kept = {n.upper() for n in _names(styled, "character")}
     assert kept == set(names[:MAX_ASSETS_PER_KIND])  # each speaks once: the earliest are kept
+
+
+def test_batch_lists_the_cap_among_a_scripts_warnings(tmp_path, monkeypatch):
+    """The pipeline every `batch` worker runs reports assets left out by the cap of a kind."""
+    from stage5cli.pipeline import PipelineOptions, run
+
+    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 3)
+    script = tmp_path / "crowd.fountain"
+    script.write_text(CROWD)
+    res = run(tmp_path / "proj", script, PipelineOptions(style="film-noir"))
+    assert [w for w in res.warnings if "left out the 2 characters" in w], res.warnings
+    assert res.counts["character"] == 3

@@ -296,7 +296,14 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     props pass.
     """
     chars: dict[str, Character] = Memo(Character)
-    get = chars.__getitem__
+    get = chars.__getitem__  # the character of a key, made when new
+    def existing(key: str) -> Character:
+        """The character of a key of `known`: always one already (a nickname's target is a
+        known key, a speaker's by the token of its core: DR BOB for BOB)."""
+        c = chars.get(key)
+        if c is None:
+            raise KeyError(key)
+        return c
 
     # 1. cues
     alone = standalone_cues(index.cues)
@@ -329,6 +336,11 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
     known = {k: k for k, c in chars.items() if not (c.group and c.lines < GROUP_MIN_LINES)}
     known_tokens = {core_tokens(k)[0] for k in known if len(core_tokens(k)) == 1}
     known_tokens = {t for t in known_tokens if not is_generic(t) and len(t) >= 2}
+    by_token: dict[str, str] = {}  # a single-word core -> the speaker's key (itself when one)
+    for k in known:
+        toks = core_tokens(k)
+        if len(toks) == 1 and (toks[0] not in by_token or k == toks[0]):
+            by_token[toks[0]] = k
 
     # 1b. a creature called by a capitalised epithet: "This is The Beast." ... "the Beast
     # spits out the ring", "looks at the Dragon". Capitalised more than once, at least once
@@ -362,10 +374,10 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
         elif fkey in known:
             target = fkey
         elif core_tokens(fkey) and core_tokens(fkey)[0] in known_tokens:
-            target = core_tokens(fkey)[0]
+            target = by_token[core_tokens(fkey)[0]]  # BOB "BOBBY" SMITH -> the speaker DR BOB
         else:
             continue  # not linked to anyone who speaks: left to the capitals rules
-        c = chars[target]
+        c = existing(target)
         for n in (name, nick):
             if character_key(n) != target:
                 c.names[n] += 1
@@ -402,12 +414,12 @@ def find_characters(index: Index) -> tuple[list[Character], list[tuple]]:
         if got[0] == "mention":
             named.append((span, got[-1]))
             for key in got[1:]:
-                c = chars[key]
+                c = existing(key)
                 if c.intro is None:
                     c.intro = span
             age = span.age_after()
             if age is not None:  # "MAYA AND JOAN (40s)": the age is the nearest name's only
-                chars[got[-1]].ages.append((span.scene, age))
+                existing(got[-1]).ages.append((span.scene, age))
             continue
         name = got[1]
         key = character_key(name)
