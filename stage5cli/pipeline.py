@@ -35,6 +35,7 @@ class PipelineOptions:
     api_key_env: str | None = None  # the variable whose key is sent to the LLM (secrets.py)
     llm_concurrency: int = 8  # LLM requests in flight (per project; `gate` caps them all)
     timeout: float = 60.0  # seconds per LLM request
+    max_assets: int | None = None  # kept of each kind (None: MAX_ASSETS_PER_KIND)
     generate: bool = False  # an image key for every asset (generate --all)
     backend: str = "placeholder"
     image_model: str | None = None
@@ -124,7 +125,7 @@ def _extract(project: Any, script: Path, opts: PipelineOptions, gate: Any) -> An
     return extract(project, script, LLMOptions(
         model=opts.model, api_base=opts.api_base, api_key_env=opts.api_key_env,
         concurrency=opts.llm_concurrency,
-        timeout=opts.timeout, gate=gate))
+        timeout=opts.timeout, max_assets=opts.max_assets, gate=gate))
 
 
 def _get_backend(name: str, model: str | None, api_base: str | None) -> Any:

@@ -118,6 +118,8 @@ def test_options_hash_changes_with_what_changes_the_result():
     assert h != b.options_hash(b.BatchOptions(style="film-noir", out=Path("o"), generate=True), s)
     assert h != b.options_hash(b.BatchOptions(style="film-noir", out=Path("o"), model="m"), s)
     assert h != b.options_hash(base, b.Style(id="film-noir", sha256="abd"))
+    # the cap of a kind decides which assets there are: a change of it rebuilds
+    assert h != b.options_hash(b.BatchOptions(style="film-noir", out=Path("o"), max_assets=5), s)
 
 
 def test_junit_is_well_formed_with_hostile_text():
@@ -156,6 +158,7 @@ def test_out_is_a_file_exits_2(cli, tmp_path):
 @pytest.mark.parametrize("extra,needle", [
     (["--style", "film-nior"], "did you mean: film-noir"),
     (["--style", "film-noir", "--jobs", "0"], "--jobs must be at least 1"),
+    (["--style", "film-noir", "--max-assets", "0"], "--max-assets"),
     (["--style", "film-noir", "--llm-concurrency", "0"], "--llm-concurrency"),
     (["--style", "film-noir", "--lock"], "--lock needs --generate"),
     (["--style", "film-noir", "--export", "pdf"], "unknown export format"),

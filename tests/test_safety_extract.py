@@ -153,31 +153,30 @@ def _names(styled, kind):
                   if t == kind)
 
 
-def test_at_most_so_many_assets_of_a_kind_are_kept_the_most_seen(styled, cli, tmp_path,
-                                                                 monkeypatch):
+def test_at_most_so_many_assets_of_a_kind_are_kept_the_most_seen(styled, cli, tmp_path):
     script = tmp_path / "crowd.fountain"
     script.write_text(CROWD)
     assert cli("extract", script, "-p", styled).exit_code == 0
     assert _names(styled, "character") == ["MARA", "ODO", "ROOK", "TESS", "VIK"]
-    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 3)
-    r = cli("extract", script, "-p", styled)
+    r = cli("extract", script, "-p", styled, "--max-assets", "3")
     assert r.exit_code == 0, r.output
     assert "left out the 2 characters seen in the fewest scenes: at most 3 of each kind" in r.stderr
-    data = json.loads(cli("extract", script, "-p", styled, "--json").stdout)
+    data = json.loads(cli("extract", script, "-p", styled, "--max-assets", "3", "--json").stdout)
     assert data["left_out"] == {"character": 2} and data["counts"]["character"] == 3
     # the assets left out were found, not vanished: a capped run marks nothing stale
     assert not _rows(styled, "SELECT name FROM project_assets WHERE stale = 1")
     fresh = tmp_path / "fresh"
     assert cli("init", fresh).exit_code == 0
     assert cli("style", "lock", "film-noir", "-p", fresh).exit_code == 0
-    assert cli("extract", script, "-p", fresh).exit_code == 0
+    assert cli("extract", script, "-p", fresh, "--max-assets", "3").exit_code == 0
     assert _names(fresh, "character") == ["MARA", "ODO", "ROOK"]  # the most-seen, then earliest
+    bad = cli("extract", script, "-p", fresh, "--max-assets", "0")
+    assert bad.exit_code == 2 and "--max-assets" in bad.output
 
 
-def test_the_cap_of_a_kind_is_applied_before_a_models_pass_2(styled, cli, script, monkeypatch):
-    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 1)
+def test_the_cap_of_a_kind_is_applied_before_a_models_pass_2(styled, cli, script):
     with FakeLLM() as llm:
-        r = _extract(cli, styled, script, llm, "--json")
+        r = _extract(cli, styled, script, llm, "--json", "--max-assets", "1")
         pass2 = [r for r in llm.requests if "Asset:" in r.body.decode()]
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -204,13 +203,18 @@ def test_a_script_of_thousands_of_speakers_keeps_the_cap(styled, cli, tmp_path):
     assert kept == set(names[:MAX_ASSETS_PER_KIND])  # each speaks once: the earliest are kept
 
 
-def test_batch_lists_the_cap_among_a_scripts_warnings(tmp_path, monkeypatch):
-    """The pipeline every `batch` worker runs reports assets left out by the cap of a kind."""
-    from stage5cli.pipeline import PipelineOptions, run
+def test_batch_lists_the_cap_among_a_scripts_warnings(tmp_path):
+    """The pipeline every `batch` worker runs keeps to --max-assets (from the batch options)
+    and reports the assets left out among the script's warnings."""
+    from stage5cli.batch import BatchOptions
+    from stage5cli.batch.options import Style
+    from stage5cli.batch.worker import pipeline_options
+    from stage5cli.pipeline import run
 
-    monkeypatch.setattr("stage5cli.store.extracted.MAX_ASSETS_PER_KIND", 3)
     script = tmp_path / "crowd.fountain"
     script.write_text(CROWD)
-    res = run(tmp_path / "proj", script, PipelineOptions(style="film-noir"))
+    opts = pipeline_options(BatchOptions(style="film-noir", out=tmp_path, max_assets=3),
+                            Style(id="film-noir", sha256=""))
+    res = run(tmp_path / "proj", script, opts)
     assert [w for w in res.warnings if "left out the 2 characters" in w], res.warnings
     assert res.counts["character"] == 3

@@ -33,6 +33,7 @@ class BatchOptions:
     jobs: int | None = None  # worker processes (None: the CPUs this process may use)
     llm_concurrency: int = DEFAULT_LLM_CONCURRENCY
     timeout: float = 60.0  # seconds per LLM request
+    max_assets: int | None = None  # kept of each kind per script (None: MAX_ASSETS_PER_KIND)
     force: bool = False
     fail_fast: bool = False
     engine: str = "local"

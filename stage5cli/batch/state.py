@@ -40,6 +40,8 @@ def options_hash(opts: BatchOptions, style: Style) -> str:
             "style": style.id, "style_sha256": style.sha256}
     # only when used, so that outputs made before these flags existed are not rebuilt
     data.update({k: True for k in ("strict", "allow_placeholder") if opts.lock and getattr(opts, k)})
+    if opts.max_assets is not None:  # the cap of a kind decides which assets there are
+        data["max_assets"] = opts.max_assets
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

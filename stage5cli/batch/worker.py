@@ -78,6 +78,7 @@ def pipeline_options(opts: BatchOptions, style: Style) -> PipelineOptions:
     return PipelineOptions(
         style=style.id, style_file=Path(style.file) if style.file else None, model=opts.model,
         api_base=opts.api_base, api_key_env=opts.api_key_env, llm_concurrency=opts.llm_concurrency, timeout=opts.timeout,
+        max_assets=opts.max_assets,
         generate=opts.generate, backend=opts.backend, image_model=opts.image_model,
         image_api_base=opts.image_api_base, lock=opts.lock, strict=opts.strict,
         allow_placeholder=opts.allow_placeholder, exports=opts.exports,

@@ -182,6 +182,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 ApiKeyEnvOpt = Annotated[str | None, typer.Option(
     "--api-key-env", metavar="VAR", help="Send the API key in $VAR (a server given with "
     "--api-base gets only $STAGE5_API_KEY or this, never the provider's default key).")]
+MaxAssetsOpt = Annotated[int | None, typer.Option(
+    "--max-assets", min=1, max=1_000_000, show_default=False,
+    help="Keep at most this many assets of each kind, the most-seen (default 2000).")]
 
 
 def _version(value: bool) -> None:

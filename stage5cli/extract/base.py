@@ -67,6 +67,8 @@ class LLMOptions(BaseModel):
     chunk_tokens: int = 6000
     use_cache: bool = True
     max_bytes: int = MAX_SCRIPT_BYTES  # a larger script is refused before it is read
+    # assets kept of each kind (--max-assets; None: store.extracted.MAX_ASSETS_PER_KIND)
+    max_assets: int | None = None
     max_retries: int = 3
     retry_backoff: float | None = None  # first backoff in seconds; doubles per retry
     # A cross-process cap (stage5 batch): an object with blocking acquire()/release(), held
@@ -111,6 +113,7 @@ class ExtractionResult(BaseModel):
     # kind -> assets found beyond the cap of one kind (store.extracted.MAX_ASSETS_PER_KIND),
     # the least-seen, left out of the result
     left_out: dict[str, int] = Field(default_factory=dict)
+    max_assets: int | None = None  # the cap that run kept to (None: MAX_ASSETS_PER_KIND)
 
     def grounding_warning(self) -> str | None:
         """One line about the dropped ungrounded entities, or None."""
@@ -129,9 +132,10 @@ class ExtractionResult(BaseModel):
 
         parts = [f"{n:,} {kind}{'' if n == 1 else 's'}" for kind, n in sorted(self.left_out.items())]
         kinds = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
-        return (f"left out the {kinds} seen in the fewest scenes: at most "
-                f"{extracted.MAX_ASSETS_PER_KIND:,} of each kind are kept from one script (nothing was "
-                "marked stale)")
+        cap = self.max_assets or extracted.MAX_ASSETS_PER_KIND
+        return (f"left out the {kinds} seen in the fewest scenes: at most {cap:,} of each kind "
+                "are kept from one script (raise it with --max-assets N; nothing was marked "
+                "stale)")
 
     def warnings(self) -> list[str]:
         """The lines `extract` and `batch` warn with: dropped ungrounded entities, the cap."""

@@ -328,7 +328,8 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
     # scrubbed and capped (assets of a kind, aliases, mentions) before pass 2: its prompt never
     # carries a key a server echoed, and it stays bounded whatever pass 1 said
     kept, left_out = most_seen(
-        scrubbed(merge_assets((a for batch in found for a in batch), fold=fold_key)))
+        scrubbed(merge_assets((a for batch in found for a in batch), fold=fold_key)),
+        settings.max_assets)
     merged = [bound_contexts(a) for a in cap(kept)]
 
     done = 0
@@ -361,6 +362,7 @@ async def extract_llm(sp: Screenplay, db: sqlite_utils.Database, settings: LLMOp
         ungrounded=_unfound(merged, [e for i in sorted(ungrounded) for e in ungrounded[i]]),
         concurrency=caller.concurrency_used,
         left_out=left_out,
+        max_assets=settings.max_assets,
     )
 
 

@@ -53,7 +53,7 @@ def resolve(model: str | None = None, *, api_base: str | None = None,
     if name is None:
         from .builtin import BuiltinExtractor
 
-        return BuiltinExtractor()
+        return BuiltinExtractor(BuiltinExtractor.Options(max_assets=opts.max_assets))
     from .litellm_extractor import LiteLLMExtractor
 
     return LiteLLMExtractor(opts)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stage5cli.cli.app import ApiKeyEnvOpt, JsonOpt, app, print_json
+from stage5cli.cli.app import ApiKeyEnvOpt, JsonOpt, MaxAssetsOpt, app, print_json
 
 if TYPE_CHECKING:
     from stage5cli.batch import BatchResult
@@ -173,6 +173,7 @@ def batch(
     api_base: Annotated[str | None, typer.Option("--api-base", help="Base URL of the LLM API.")] = None,
     api_key_env: ApiKeyEnvOpt = None,
     timeout: Annotated[float, typer.Option("--timeout", max=3600, help="Seconds per LLM request.")] = 60.0,
+    max_assets: MaxAssetsOpt = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate an image key per asset.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Image backend: placeholder, diffusers or api.")] = "placeholder",
     image_model: Annotated[str | None, typer.Option("--image-model", help="diffusers: folder or hub id ($STAGE5_DIFFUSERS_MODEL); api: litellm image model.")] = None,
@@ -221,6 +222,7 @@ def batch(
                         image_api_base=image_api_base, lock=lock, strict=strict,
                         allow_placeholder=allow_placeholder, exports=_exports(export),
                         jobs=jobs, llm_concurrency=llm_concurrency, timeout=timeout,
+                        max_assets=max_assets,
                         force=force, fail_fast=fail_fast, engine=engine.strip().lower(),
                         ray_address=ray_address or None, image_concurrency=image_concurrency)
     display = LiveDisplay() if live_wanted() else PlainDisplay()

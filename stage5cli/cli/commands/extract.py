@@ -11,6 +11,7 @@ import typer
 from stage5cli.cli.app import (
     ApiKeyEnvOpt,
     JsonOpt,
+    MaxAssetsOpt,
     ProjectOpt,
     app,
     console,
@@ -70,6 +71,7 @@ def extract(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, tokens and cost; call nothing.")] = False,
     restore_removed: Annotated[bool, typer.Option("--restore-removed", help="Bring back the assets you removed (re-extraction skips them otherwise).")] = False,
     max_size: MaxSizeOpt = 10_000_000,
+    max_assets: MaxAssetsOpt = None,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -89,7 +91,7 @@ def extract(
     opts = LLMOptions(model=model, api_base=api_base, api_key_env=api_key_env,
                       concurrency=concurrency,
                       timeout=timeout, chunk_tokens=chunk_tokens, use_cache=not no_cache,
-                      max_bytes=max_size)
+                      max_bytes=max_size, max_assets=max_assets)
     if dry_run:
         info = plan(p, script, opts)
         if json_:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from stage5cli.extract.base import ExtractionResult, Extractor, Progress
 from stage5cli.extract.builtin.characters import (
     Character,
@@ -122,7 +124,7 @@ def _pass1(index, left_out: dict[str, int] | None = None) -> list[ExtractedAsset
     assets += [_place_asset(p, vehicle_of.get(p.display, "")) for p in places]
     assets += [_prop_asset(p) for p in props if p.mentions]
     del chars, places, props, caps_props  # freed before the merge (240,000 places, say)
-    merged, dropped = most_seen(merge_assets(assets))
+    merged, dropped = most_seen(merge_assets(assets), index.max_assets)
     del assets
     if left_out is not None:
         for kind in {*index.left_out, *dropped}:
@@ -133,11 +135,14 @@ def _pass1(index, left_out: dict[str, int] | None = None) -> list[ExtractedAsset
 
 
 def extract_builtin(sp: Screenplay, *, style_name: str | None = None,
-                    left_out: dict[str, int] | None = None) -> list[ExtractedAsset]:
+                    left_out: dict[str, int] | None = None,
+                    max_assets: int | None = None) -> list[ExtractedAsset]:
     """Both passes on a parsed script; deterministic, offline. Order: characters, locations,
-    props, each by first scene. Assets left out by the cap of one kind: see _pass1."""
+    props, each by first scene. At most `max_assets` (MAX_ASSETS_PER_KIND) of each kind: the
+    ones left out are counted as _pass1 says."""
     with collector_paused():
         index = build_index(sp)
+        index.max_assets = max_assets
         assets = _pass1(index, left_out)
         names = [n for a in assets if a.type == "character" for n in [a.name, *a.aliases]]
         return describe_all(index, assets, style_name, character_names=names, hand_over=True)
@@ -176,15 +181,20 @@ class BuiltinExtractor(Extractor):
 
     extractor_id = "builtin"
 
+    class Options(BaseModel):
+        max_assets: int | None = None  # kept of each kind (None: MAX_ASSETS_PER_KIND)
+
     def extract(self, screenplay: Screenplay, *, db: sqlite_utils.Database, style_name: str,
                 progress: Progress | None = None) -> ExtractionResult:
         if progress:
             progress("extract", 0, 1)
         left_out: dict[str, int] = {}
-        assets = extract_builtin(screenplay, style_name=style_name, left_out=left_out)
+        assets = extract_builtin(screenplay, style_name=style_name, left_out=left_out,
+                                 max_assets=self.options.max_assets)
         if progress:
             progress("extract", 1, 1)
-        return ExtractionResult(assets=assets, left_out=left_out)
+        return ExtractionResult(assets=assets, left_out=left_out,
+                                max_assets=self.options.max_assets)
 
     def distill(self, asset: ExtractedAsset, *, db: sqlite_utils.Database, style_name: str,
                 script: Callable[[], Screenplay], instructions: str | None = None,

@@ -295,12 +295,13 @@ class Index:
     cache: dict = field(default_factory=dict)  # per-index memo for the passes (keyed by name)
     # kind -> candidates pass 1 left out by the cap of one kind (most_seen below)
     left_out: dict[str, int] = field(default_factory=dict)
+    max_assets: int | None = None  # of each kind (None: MAX_ASSETS_PER_KIND)
 
     def most_seen(self, kind: str, items: list, scenes) -> list:
         """store.extracted.keep_most_seen, counting what it leaves out in `left_out`."""
         from stage5cli.store.extracted import keep_most_seen
 
-        kept = keep_most_seen(items, scenes)
+        kept = keep_most_seen(items, scenes, self.max_assets)
         if len(kept) < len(items):
             self.left_out[kind] = self.left_out.get(kind, 0) + len(items) - len(kept)
         return kept
