@@ -316,6 +316,16 @@ def _pseudo_word(i: int, syllables_in: int = 4) -> str:
     return out + "EX"
 
 
+def endless_sentence(size: int) -> str:
+    """2,000 speakers, then one action paragraph of about `size` characters that never ends
+    a sentence, naming them all (also a shape of benchmarks/extract_shapes.py)."""
+    who = [_pseudo_word(i) for i in range(2000)]
+    body = " ".join(f"then {w}, in a red coat, waits by the {who[i * 7 % 2000]}, "
+                    for i, w in enumerate(who))
+    return ("INT. ROOM - DAY\n\n" + "".join(f"{w}\nHi.\n\n" for w in who)
+            + (body * (size // len(body) + 1))[:size] + ".\n")
+
+
 def scaling_benchmark() -> None:
     """Built-in extraction time and peak memory (a fresh process each) as the script grows:
     1x, 4x, 16x Big Fish, a 1 MB single paragraph, a 1 MB paragraph of names read in context (titles, epithets,
@@ -358,13 +368,8 @@ headings, one place in 20,000
         rows.append(("1 MB of names", str(path)))
         # and one endless sentence naming 2,000 characters who speak, each in a look of its own:
         # every per-character step of pass 2 reads the sentences naming it
-        who = [_pseudo_word(i) for i in range(2000)]
-        body = " ".join(f"then {w}, in a red coat, waits by the {who[i * 7 % 2000]}, "
-                        for i, w in enumerate(who))
         path = Path(tmp) / "sentence_1mb.fountain"
-        path.write_text("INT. ROOM - DAY\n\n" + "".join(f"{w}\nHi.\n\n" for w in who)
-                        + (body * (1_000_000 // len(body) + 1))[:1_000_000] + ".\n",
-                        encoding="utf-8")
+        path.write_text(endless_sentence(1_000_000), encoding="utf-8")
         rows.append(("1 MB sentence", str(path)))
         heads = "".join(f"INT. PLACE{i:05d} HOUSE - NIGHT\n\nHe waits.\n\n" for i in range(20_000))
         path = Path(tmp) / "headings_20k.fountain"
